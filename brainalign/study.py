@@ -1,0 +1,99 @@
+"""The study level: gather every per-model score file into one tidy table and write the summary page.
+
+The tidy table is the single source for the analysis, the figures and the report, and it is the documented
+format (docs/DESIGN.md) that lets users analyse published numbers with the same code.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+
+import pandas as pd
+
+from brainalign.config import models_table
+from brainalign.errors import BrainalignError
+from brainalign.io import atomic_path, write_table
+
+TIDY_COLUMNS = [
+    "model", "dataset", "kind", "metric", "protocol", "selection", "layer", "layer_index", "layer_depth",
+    "raw_r", "ceiling", "normalised", "ci_low", "ci_high", "n",
+]
+
+
+def read_tidy(paths) -> pd.DataFrame:
+    """Concatenate per-model score files, checking they carry the tidy columns; sorted for determinism."""
+    frames = []
+    for path in paths:
+        frame = pd.read_csv(path, keep_default_na=True)
+        missing = [c for c in TIDY_COLUMNS if c not in frame.columns]
+        if missing:
+            raise BrainalignError(f"{path}: missing tidy-table columns {missing}")
+        frames.append(frame[TIDY_COLUMNS])
+    if not frames:
+        return pd.DataFrame(columns=TIDY_COLUMNS)
+    tidy = pd.concat(frames, ignore_index=True)
+    order = ["model", "dataset", "kind", "metric", "protocol", "selection", "layer_index"]
+    return tidy.sort_values(order, kind="mergesort", na_position="first").reset_index(drop=True)
+
+
+def collect_scores(score_paths, config: dict, tidy_out, headline_out, models_out, properties_csv=None) -> pd.DataFrame:
+    """Write the study-wide tidy table, the one-row-per-model-x-dataset headline table and the models table."""
+    from brainalign.stats import headline_scores
+
+    tidy = read_tidy(score_paths)
+    write_table(tidy, tidy_out)
+    headline = headline_scores(tidy)
+    write_table(headline, headline_out)
+    write_table(models_table(config, properties_csv), models_out)
+    return tidy
+
+
+def _table_html(frame: pd.DataFrame, float_format: str = "{:.3f}") -> str:
+    def cell(value):
+        if isinstance(value, float):
+            return "" if pd.isna(value) else float_format.format(value)
+        return html.escape(str(value))
+
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in frame.itertuples(index=False))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+def write_summary_html(tidy_csv, headline_csv, models_csv, effect_csv, correlations_csv, figures_dir, out_path, label: str) -> None:
+    """A self-contained page (figures embedded) that a reader understands without the workflow."""
+    tidy = pd.read_csv(tidy_csv)
+    models = pd.read_csv(models_csv).fillna("")
+    effect = pd.read_csv(effect_csv)
+    correlations = pd.read_csv(correlations_csv)
+    best = tidy[(tidy["selection"].isin(["best", "nested"])) | (tidy["kind"] == "behaviour")]
+    best = best[["model", "dataset", "kind", "metric", "protocol", "selection", "layer", "raw_r", "ceiling", "normalised", "ci_low", "ci_high", "n"]]
+    untrained = set(models.loc[models["trained"].astype(str).isin(["0", "False", "false"]), "model"])
+    figures = sorted(Path(figures_dir).glob("*.png"))
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>brainalign summary</title>",
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:collapse;font-size:12px}"
+        "td,th{border:1px solid #ccc;padding:2px 6px}img{max-width:100%}</style></head><body>",
+        "<h1>brainalign: language models vs brain and reading behaviour</h1>",
+        f"<p><b>Pairs compare:</b> {html.escape(label)}. Untrained models (random weights, fixed seed) are controls: "
+        f"{html.escape(', '.join(sorted(untrained)) or 'none')}.</p>",
+        "<p>Brain scores are raw Pearson r of cross-validated encoding models (best layer, and a nested estimate "
+        "whose layer is chosen on training folds only); 'normalised' divides by the dataset's noise ceiling where "
+        "per-subject data allow one. Behaviour scores are Pearson r between per-word surprisal and reading times.</p>",
+        "<h2>Models</h2>",
+        _table_html(models[[c for c in ["model", "family", "kind", "trained", "instruction_tuned", "vanilla_base_model", "n_params", "source", "model_id", "quantization"] if c in models.columns]]),
+        "<h2>Headline scores</h2>",
+        _table_html(best),
+        f"<h2>Pair effect ({html.escape(label)})</h2>",
+        _table_html(effect),
+        "<h2>Correlations with model properties</h2>",
+        _table_html(correlations),
+        "<h2>Figures</h2>",
+    ]
+    for figure in figures:
+        data = base64.b64encode(figure.read_bytes()).decode()
+        parts.append(f"<h3>{html.escape(figure.stem)}</h3><img src='data:image/png;base64,{data}'>")
+    parts.append("</body></html>")
+    with atomic_path(out_path, suffix=".html") as tmp:
+        tmp.write_text("\n".join(parts))

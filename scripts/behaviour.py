@@ -1,0 +1,19 @@
+"""Rule behaviour: surprisal vs reading times, with exclusions, CIs and ceilings, as tidy rows."""
+import sys; sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: E702
+from brainalign.runner import run_rule
+
+
+def step(sm, log):
+    from brainalign.behaviour import behaviour_score_file
+
+    behaviour_score_file(
+        sm.input.surprisal,
+        sm.input.dataset,
+        sm.output[0],
+        model=sm.wildcards.model,
+        dataset=sm.wildcards.dataset,
+        options=sm.params.options,
+    )
+
+
+run_rule(snakemake, step)

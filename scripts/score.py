@@ -1,0 +1,20 @@
+"""Rule score: layer profile, best layer and nested layer choice, ceiling-normalised, as tidy rows."""
+import sys; sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: E702
+from brainalign.runner import run_rule
+
+
+def step(sm, log):
+    from brainalign.encoding import score_layers_file
+
+    score_layers_file(
+        list(sm.input.layers),
+        sm.input.ceiling,
+        sm.output[0],
+        model=sm.wildcards.model,
+        dataset=sm.wildcards.dataset,
+        layer_names=list(sm.params.layer_names),
+        options=sm.params.options,
+    )
+
+
+run_rule(snakemake, step)

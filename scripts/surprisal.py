@@ -1,0 +1,12 @@
+"""Rule surprisal: per-word surprisal (bits) and perplexity of a causal LM on a reading dataset."""
+import sys; sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: E702
+from brainalign.runner import run_rule
+
+
+def step(sm, log):
+    from brainalign.behaviour import surprisal_file
+
+    surprisal_file(sm.params.spec, sm.input.model, sm.input.dataset, sm.output.tsv, sm.params.options)
+
+
+run_rule(snakemake, step)
