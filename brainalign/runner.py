@@ -14,7 +14,7 @@ import time
 from typing import Callable
 
 
-def run_rule(snakemake, step: Callable, name: str | None = None) -> None:
+def run_rule(snakemake, step: Callable) -> None:
     """Run ``step(snakemake, logger)`` inside the rule's logging and thread limits."""
     from threadpoolctl import threadpool_limits
 
@@ -22,7 +22,8 @@ def run_rule(snakemake, step: Callable, name: str | None = None) -> None:
     from brainalign.io import setup_logging
 
     log_path = snakemake.log[0] if len(snakemake.log) else None
-    logger = setup_logging(log_path, name=name or f"brainalign.{snakemake.rule}")
+    # handlers on the package logger, so every brainalign.* module logs into the rule's log file
+    logger = setup_logging(log_path, name="brainalign")
     threads = max(1, int(getattr(snakemake, "threads", 1) or 1))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logger.info("rule %s wildcards %s threads %d", snakemake.rule, dict(snakemake.wildcards.items()), threads)
