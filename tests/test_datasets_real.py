@@ -102,3 +102,20 @@ def test_frank2013_reading(prepared):
     assert ds.responses[0, 0].tolist() == [216.0, 348.0, 348.0] and ds.responses[0, 2].tolist() == [144.0, 144.0, 208.0]
     assert np.nanmin(ds.responses) > 0  # 0 = not fixated became NaN
     assert 0.2 < np.isnan(ds.responses).mean() < 0.5
+
+
+def test_subset_option_keeps_the_first_groups(tmp_path, resources_data):
+    """`options: {subset: N}` (quick runs on real data) keeps whole groups and their responses."""
+    from brainalign.datasets import fetch_dataset, load_prepared, prepare_dataset
+
+    spec = {"name": "ns", "adapter": "naturalstories", "local_dir": str(resources_data / "naturalstories"), "options": {"subset": 2}}
+    fetch_dataset(spec, tmp_path / "raw")
+    prepare_dataset(spec, tmp_path / "raw", tmp_path / "prepared")
+    full_spec = dict(spec, options={})
+    prepare_dataset(full_spec, tmp_path / "raw", tmp_path / "full")
+    small, full = load_prepared(tmp_path / "prepared"), load_prepared(tmp_path / "full")
+    assert small.stimuli["group"].nunique() == 2
+    n = len(small.stimuli)
+    assert n < len(full.stimuli)
+    assert small.stimuli["stimulus_id"].tolist() == full.stimuli["stimulus_id"].tolist()[:n]
+    np.testing.assert_array_equal(small.responses, full.responses[:, :n])

@@ -65,6 +65,31 @@ def clean_neuroids(ds: PreparedDataset, where: str) -> PreparedDataset:
                            ds.sample_times, ds.sample_groups, ds.nuisance, meta, neuroid_subjects)
 
 
+def subset_groups(ds: PreparedDataset, n_groups: int, where: str) -> PreparedDataset:
+    """Keep the first ``n_groups`` groups (passages, stories, sentences) in presentation order.
+
+    For quick runs and tests on real data (``options: {subset: N}``). Time series keep whole runs, so the
+    subset applies to their scan groups too.
+    """
+    groups = list(dict.fromkeys(ds.stimuli["group"].tolist()))
+    if n_groups < 1:
+        raise BrainalignError(f"{where}: options.subset must be >= 1, got {n_groups}")
+    keep_groups = set(groups[:n_groups])
+    rows = ds.stimuli["group"].isin(keep_groups).to_numpy()
+    stimuli = ds.stimuli[rows].reset_index(drop=True)
+    responses, times, sample_groups, nuisance = ds.responses, ds.sample_times, ds.sample_groups, ds.nuisance
+    if ds.kind == "timeseries":
+        if sample_groups is None:
+            raise BrainalignError(f"{where}: options.subset needs scan groups (runs) in a time-series dataset")
+        scans = np.isin(np.asarray(sample_groups).astype(str), list(keep_groups))
+        responses, times, sample_groups = responses[:, scans], times[scans], np.asarray(sample_groups)[scans]
+        nuisance = None if nuisance is None else nuisance[:, scans]
+    else:
+        responses = responses[:, rows]
+    meta = dict(ds.meta, subset=f"first {len(keep_groups)} of {len(groups)} groups")
+    return PreparedDataset(stimuli, responses, ds.subjects, ds.neuroids, times, sample_groups, nuisance, meta, ds.neuroid_subjects)
+
+
 def prepare_dataset(spec: dict, raw_dir, out_dir) -> None:
     """Convert ``raw_dir`` (the fetch output) to the prepared format in ``out_dir``, validated and cleaned."""
     from brainalign.datasets import get_adapter
@@ -76,8 +101,12 @@ def prepare_dataset(spec: dict, raw_dir, out_dir) -> None:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.", dir=out_dir.parent) as staging:
         staged = Path(staging) / "adapter"
-        adapter.prepare(raw_dir, staged, dict(spec.get("options") or {}))
+        options = dict(spec.get("options") or {})
+        subset = options.pop("subset", None)
+        adapter.prepare(raw_dir, staged, options)
         ds = load_prepared(staged)
+        if subset is not None:
+            ds = subset_groups(ds, int(subset), where=spec["name"])
     if ds.meta["kind"] != adapter.KIND:
         raise BrainalignError(f"{spec['name']}: adapter {adapter.NAME} declares KIND {adapter.KIND!r} but wrote kind {ds.meta['kind']!r}")
     ds = clean_neuroids(ds, where=spec["name"])
