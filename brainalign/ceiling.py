@@ -1,0 +1,131 @@
+"""Noise ceilings: how well one person's responses can be predicted from other people's, the most a model can
+be expected to reach.
+
+  * ``split-half``: random halves of the subjects, each half averaged, Pearson r per neuroid between halves,
+    Spearman-Brown corrected (2r / (1 + r)) to the full group size, median over splits. Fast; it is the
+    ceiling of the *group-mean* response.
+  * ``extrapolation`` (Brain-Score's kind): for each subject and neuroid, the r between that subject and the
+    mean of a pool of n other subjects, for growing n; per neuroid, v(n) = v0 (1 - exp(-n / tau)) is fitted
+    over n with bootstrap resamples and the asymptote v0 (median over bootstraps) is the ceiling of that
+    subject's neuroid as if infinitely many other subjects were available. Brain-Score maps the pool to the
+    held-out subject with its linear-regression metric; here the pool's same neuroid is the predictor
+    (a consistency ceiling), which is exact for ROI-level data whose neuroids correspond across subjects.
+Group-averaged data (one subject, ``average``) have no ceiling: raw r is reported, with a note.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from brainalign.encoding import pearson_columns
+from brainalign.io import write_json
+
+log = logging.getLogger("brainalign.ceiling")
+
+
+def spearman_brown(r, factor: float = 2.0):
+    r = np.asarray(r, dtype=float)
+    return factor * r / (1 + (factor - 1) * r)
+
+
+def split_half_ceiling(responses: np.ndarray, n_splits: int = 10, seed: int = 0) -> dict:
+    """responses: (subjects, samples, neuroids). Median over splits of the Spearman-Brown corrected half r."""
+    n_subjects = responses.shape[0]
+    if n_subjects < 2:
+        raise ValueError("split-half ceiling needs at least 2 subjects")
+    rng = np.random.RandomState(seed)
+    per_split = []
+    for _ in range(n_splits):
+        order = rng.permutation(n_subjects)
+        half = n_subjects // 2
+        a = np.nanmean(responses[order[:half]], axis=0)
+        b = np.nanmean(responses[order[half:2 * half]], axis=0)
+        per_split.append(spearman_brown(pearson_columns(a, b)))
+    per_neuroid = np.nanmedian(np.vstack(per_split), axis=0)
+    return {"ceiling": float(np.nanmedian(per_neuroid)), "per_neuroid": per_neuroid.tolist()}
+
+
+def _saturating(n, v0, tau):
+    return v0 * (1 - np.exp(-n / tau))
+
+
+def extrapolation_ceiling(responses: np.ndarray, pool_sizes=None, n_draws: int = 10, n_bootstrap: int = 100,
+                          seed: int = 0) -> dict:
+    """Per (subject, neuroid): r with the mean of n other subjects, for growing n, extrapolated to n -> inf."""
+    from scipy.optimize import curve_fit
+
+    n_subjects, _, n_neuroids = responses.shape
+    if n_subjects < 3:
+        raise ValueError("extrapolation ceiling needs at least 3 subjects")
+    rng = np.random.RandomState(seed)
+    if pool_sizes is None:
+        pool_sizes = sorted({int(round(x)) for x in np.geomspace(1, n_subjects - 1, num=min(8, n_subjects - 1))})
+    pool_sizes = np.asarray(pool_sizes)
+    # consistency[k, d, s, j]: pool size k, draw d, held-out subject s, neuroid j
+    consistency = np.full((len(pool_sizes), n_draws, n_subjects, n_neuroids), np.nan)
+    for k, size in enumerate(pool_sizes):
+        for d in range(n_draws):
+            for s in range(n_subjects):
+                others = np.delete(np.arange(n_subjects), s)
+                pool = rng.choice(others, size=size, replace=False)
+                consistency[k, d, s] = pearson_columns(responses[pool].mean(0), responses[s])
+    mean_by_size = np.nanmean(consistency, axis=1)  # sizes x subjects x neuroids
+    v0 = np.full((n_subjects, n_neuroids), np.nan)
+    for s in range(n_subjects):
+        for j in range(n_neuroids):
+            estimates = []
+            for _ in range(n_bootstrap):
+                draw = consistency[:, rng.randint(0, n_draws, n_draws), s, j].mean(1)
+                try:
+                    (value, _), _ = curve_fit(_saturating, pool_sizes, draw, p0=[max(draw.max(), 1e-3), 1.0],
+                                              bounds=([-1.0, 1e-3], [1.0, 1e3]), maxfev=2000)
+                except (RuntimeError, ValueError):
+                    continue
+                estimates.append(value)
+            if estimates:
+                v0[s, j] = np.median(estimates)
+    per_neuroid = v0.reshape(-1)
+    return {"ceiling": float(np.nanmedian(per_neuroid)), "per_neuroid": per_neuroid.tolist(),
+            "pool_sizes": pool_sizes.tolist(), "mean_consistency_by_pool_size": np.nanmedian(mean_by_size.reshape(len(pool_sizes), -1), axis=1).tolist()}
+
+
+def compute_ceiling(dataset, options: dict | None = None) -> dict:
+    """The dataset's ceiling per the options (``method``: auto | extrapolation | split-half)."""
+    options = dict(options or {})
+    seed = int(options.get("seed", 0))
+    meta = dataset.meta
+    responses = dataset.responses
+    if meta.get("group_averaged") or responses.shape[0] < 2:
+        published = meta.get("published_ceiling")
+        return {"ceiling": published, "method": "published" if published else "none",
+                "note": "only participant-averaged responses are available, so no noise ceiling can be computed here; "
+                        "scores are raw r" + (f" (the published ceiling {published} is used for normalisation)" if published else "")}
+    if dataset.neuroid_subjects is not None:
+        published = meta.get("published_ceiling")
+        return {"ceiling": published, "method": "published" if published else "none",
+                "note": "voxels differ between subjects, so a consistency ceiling does not apply; "
+                        + (f"Brain-Score's published ceiling {published} is used" if published else "raw r is reported")}
+    method = options.get("method", "auto")
+    result = {"split_half": split_half_ceiling(responses, int(options.get("n_splits", 10)), seed)}
+    if method in ("auto", "extrapolation") and responses.shape[0] >= 3:
+        result["extrapolation"] = extrapolation_ceiling(responses, n_bootstrap=int(options.get("n_bootstrap", 100)), seed=seed)
+        chosen = "extrapolation"
+    else:
+        chosen = "split-half"
+    value = result["extrapolation" if chosen == "extrapolation" else "split_half"]["ceiling"]
+    note = ("extrapolation ceiling of each subject's neuroid from pools of other subjects (asymptote of a saturating fit), "
+            "median over neuroids; it bounds the per-subject encoding scores" if chosen == "extrapolation"
+            else "split-half consistency of the group mean, Spearman-Brown corrected")
+    return {"ceiling": value, "method": chosen, "note": note, **result}
+
+
+def compute_ceiling_file(dataset_dir, out_path, options: dict | None = None) -> dict:
+    """Step of rule compute_ceiling."""
+    from brainalign.datasets.base import load_prepared
+
+    result = compute_ceiling(load_prepared(dataset_dir), options)
+    write_json(result, out_path)
+    log.info("ceiling %s (%s)", result["ceiling"], result["method"])
+    return result

@@ -1,0 +1,382 @@
+"""Encoding models: how well a model layer's activations predict brain responses to the same stimuli.
+
+Two protocols, both reported:
+  * ``ridge-grouped`` (the project's default): ridge regression, the penalty chosen per neuroid by inner
+    cross-validation on the training fold only, every penalty solved from one SVD per fold; folds group whole
+    passages/stories (or contiguous blocks of scans), so no context is shared between train and test;
+    z-scoring uses training statistics only. Pearson r per neuroid on held-out data, median over neuroids,
+    mean over folds.
+  * ``brainscore-2023`` (the paper's, Brain-Score Language 2023): ordinary least squares with intercept
+    (sklearn LinearRegression; the minimum-norm solution when features exceed stimuli), 10 ShuffleSplits 90/10
+    with random_state=1 over stimuli (not grouped: context leaks), Pearson r per neuroid, median over neuroids
+    per split, mean over splits. Computed from one SVD per split, it equals sklearn + scipy to 1e-6 (tested).
+Each layer also stores, per outer fold, a training-only score (``inner_scores``) so the layer can be chosen
+without looking at the test fold (the nested estimate), and a bootstrap CI over stimuli.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from brainalign.errors import BrainalignError
+from brainalign.io import write_json, write_table
+
+log = logging.getLogger("brainalign.encoding")
+
+DEFAULT_ALPHAS = tuple(10.0 ** np.arange(-2, 8))  # 10 penalties, z-scored features
+PROTOCOLS = ("ridge-grouped", "brainscore-2023")
+
+
+# ----------------------------------------------------------------------------------------------- basics
+def pearson_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pearson r between matching columns of a and b (NaN where either column is constant)."""
+    a = a - a.mean(0)
+    b = b - b.mean(0)
+    denominator = np.sqrt((a * a).sum(0) * (b * b).sum(0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (a * b).sum(0) / denominator
+    r[denominator == 0] = np.nan
+    return r
+
+
+def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """z-score with the training fold's mean and SD only (constant training columns are centred, not scaled)."""
+    mean = train.mean(0)
+    sd = train.std(0)
+    sd[sd == 0] = 1.0
+    return (train - mean) / sd, (test - mean) / sd
+
+
+def _svd(x: np.ndarray):
+    u, s, vt = np.linalg.svd(x, full_matrices=False)
+    return u, s, vt
+
+
+# ----------------------------------------------------------------------------------------------- ridge
+class RidgeSVD:
+    """Ridge solutions for many penalties from one SVD of the (centred) training features.
+
+    w(alpha) = V diag(s / (s^2 + alpha)) U' y, so a prediction for any penalty costs two small products and no
+    (alphas x samples x targets) array is ever built.
+    """
+
+    def __init__(self, x_train: np.ndarray, y_train: np.ndarray):
+        self.x_mean = x_train.mean(0)
+        self.y_mean = y_train.mean(0)
+        self.u, self.s, self.vt = _svd(x_train - self.x_mean)
+        self.uty = self.u.T @ (y_train - self.y_mean)
+
+    def predict(self, x_test: np.ndarray, alpha: float, columns=slice(None)) -> np.ndarray:
+        projected = (x_test - self.x_mean) @ self.vt.T
+        shrink = self.s / (self.s**2 + alpha)
+        return (projected * shrink) @ self.uty[:, columns] + self.y_mean[columns]
+
+    def predict_per_target(self, x_test: np.ndarray, alphas: np.ndarray, alpha_per_target: np.ndarray) -> np.ndarray:
+        out = np.empty((len(x_test), self.uty.shape[1]), dtype=self.uty.dtype)
+        for index in np.unique(alpha_per_target):
+            columns = np.flatnonzero(alpha_per_target == index)
+            out[:, columns] = self.predict(x_test, float(alphas[index]), columns)
+        return out
+
+
+def ridge_cv(x: np.ndarray, y: np.ndarray, alphas, inner_folds) -> tuple[np.ndarray, np.ndarray]:
+    """Choose a penalty per target by inner CV (pooled squared error); return (alpha index per target,
+    pooled inner predictions at the chosen penalties)."""
+    alphas = np.asarray(alphas, dtype=float)
+    sse = np.zeros((len(alphas), y.shape[1]))
+    solvers = []
+    for train, test in inner_folds:
+        solver = RidgeSVD(x[train], y[train])
+        solvers.append((solver, test))
+        for a, alpha in enumerate(alphas):
+            residual = solver.predict(x[test], alpha) - y[test]
+            sse[a] += (residual**2).sum(0)
+    best = sse.argmin(0)
+    pooled = np.empty_like(y)
+    for solver, test in solvers:
+        pooled[test] = solver.predict_per_target(x[test], alphas, best)
+    return best, pooled
+
+
+def ols_fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:
+    """sklearn LinearRegression's prediction (intercept, minimum-norm least squares) from the centred SVD."""
+    x_mean, y_mean = x_train.mean(0), y_train.mean(0)
+    u, s, vt = _svd(x_train - x_mean)
+    keep = s > s.max() * max(x_train.shape) * np.finfo(s.dtype).eps
+    projected = (x_test - x_mean) @ vt[keep].T
+    return (projected / s[keep]) @ (u[:, keep].T @ (y_train - y_mean)) + y_mean
+
+
+# ----------------------------------------------------------------------------------------------- folds
+def grouped_folds(groups: np.ndarray, n_folds: int, seed: int):
+    """K folds of whole groups (passages/stories), group order shuffled with ``seed``."""
+    from sklearn.model_selection import GroupKFold
+
+    groups = np.asarray(groups)
+    n_groups = len(np.unique(groups))
+    if n_groups < 2:
+        raise BrainalignError(f"grouped cross-validation needs at least 2 groups, got {n_groups}")
+    splitter = GroupKFold(n_splits=min(n_folds, n_groups), shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(groups)), groups=groups))
+
+
+def block_folds(n: int, n_folds: int, gap: int):
+    """Contiguous blocks of samples (scans) as test folds; ``gap`` samples either side are left out of training,
+    because neighbouring scans share the slow haemodynamic response."""
+    edges = np.linspace(0, n, n_folds + 1).astype(int)
+    folds = []
+    for start, stop in zip(edges[:-1], edges[1:]):
+        test = np.arange(start, stop)
+        train = np.setdiff1d(np.arange(n), np.arange(max(0, start - gap), min(n, stop + gap)))
+        folds.append((train, test))
+    return folds
+
+
+def shuffle_splits(n: int):
+    """Brain-Score 2023's splits: ShuffleSplit(n_splits=10, train_size=0.9, random_state=1)."""
+    from sklearn.model_selection import ShuffleSplit
+
+    return list(ShuffleSplit(n_splits=10, train_size=0.9, random_state=1).split(np.zeros(n)))
+
+
+# ----------------------------------------------------------------------------------------------- protocols
+def _median(r: np.ndarray) -> float:
+    return float(np.nanmedian(r)) if np.isfinite(r).any() else float("nan")
+
+
+def _bootstrap(pairs, n_bootstrap: int, seed: int) -> tuple[float, float]:
+    """95% percentile CI of the protocol's score, resampling stimuli within each test fold."""
+    if n_bootstrap <= 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    values = np.empty(n_bootstrap)
+    for b in range(n_bootstrap):
+        scores = []
+        for predicted, actual in pairs:
+            index = rng.integers(0, len(actual), len(actual))
+            scores.append(_median(pearson_columns(predicted[index], actual[index])))
+        values[b] = np.nanmean(scores)
+    low, high = np.nanpercentile(values, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def cross_validated_score(x: np.ndarray, y: np.ndarray, groups=None, protocol: str = "ridge-grouped",
+                          options: dict | None = None, folds=None) -> dict:
+    """Score one feature matrix against responses (samples x neuroids) under a protocol."""
+    options = dict(options or {})
+    seed = int(options.get("seed", 0))
+    dtype = np.dtype(options.get("dtype", "float32"))
+    x = np.asarray(x, dtype=dtype)
+    y = np.asarray(y, dtype=dtype)
+    alphas = np.asarray(options.get("alphas") or DEFAULT_ALPHAS, dtype=float)
+    n = len(x)
+    groups = np.arange(n) if groups is None else np.asarray(groups)
+    if protocol == "brainscore-2023":
+        folds = shuffle_splits(n)
+    elif folds is None:
+        folds = grouped_folds(groups, int(options.get("n_folds", 5)), seed)
+    fold_scores, inner_scores, pairs, neuroid_r = [], [], [], []
+    for k, (train, test) in enumerate(folds):
+        if protocol == "brainscore-2023":
+            predicted = ols_fit_predict(x[train], y[train], x[test])
+            actual = y[test]
+            inner = grouped_folds(np.arange(len(train)), int(options.get("inner_folds", 5)), seed + k)
+            pooled = np.empty_like(y[train])
+            for inner_train, inner_test in inner:
+                pooled[inner_test] = ols_fit_predict(x[train][inner_train], y[train][inner_train], x[train][inner_test])
+            inner_scores.append(_median(pearson_columns(pooled, y[train])))
+        elif protocol == "ridge-grouped":
+            x_train, x_test = _standardise(x[train], x[test])
+            y_train, actual = _standardise(y[train], y[test])
+            inner = (grouped_folds(groups[train], int(options.get("inner_folds", 5)), seed + k)
+                     if options.get("inner_blocks") is None else block_folds(len(train), int(options["inner_blocks"]), int(options.get("gap", 0))))
+            best, pooled = ridge_cv(x_train, y_train, alphas, inner)
+            inner_scores.append(_median(pearson_columns(pooled, y_train)))
+            predicted = RidgeSVD(x_train, y_train).predict_per_target(x_test, alphas, best)
+        else:
+            raise BrainalignError(f"unknown encoding protocol {protocol!r} (expected one of {', '.join(PROTOCOLS)})")
+        r = pearson_columns(predicted, actual)
+        neuroid_r.append(r)
+        fold_scores.append(_median(r))
+        pairs.append((predicted, actual))
+    ci_low, ci_high = _bootstrap(pairs, int(options.get("n_bootstrap", 1000)), seed)
+    return {
+        "score": float(np.nanmean(fold_scores)),
+        "fold_scores": fold_scores,
+        "inner_scores": inner_scores,
+        "ci_low": ci_low,
+        "ci_high": ci_high,
+        "n": int(n),
+        "neuroid_r": np.nanmean(np.vstack(neuroid_r), axis=0).tolist(),
+    }
+
+
+# ----------------------------------------------------------------------------------------------- data
+def responses_matrix(dataset) -> tuple[np.ndarray, list[str], list[dict]]:
+    """Responses as samples x (subject, neuroid) columns, NaN/constant columns dropped with a note."""
+    r = dataset.responses
+    y = np.transpose(r, (1, 0, 2)).reshape(r.shape[1], -1)
+    names = [f"{s}.{n}" if len(dataset.subjects) > 1 else str(n) for s in dataset.subjects for n in dataset.neuroids]
+    excluded = []
+    keep = np.ones(y.shape[1], dtype=bool)
+    for j in range(y.shape[1]):
+        column = y[:, j]
+        if not np.isfinite(column).all():
+            keep[j], reason = False, "non-finite values"
+        elif np.ptp(column) == 0:
+            keep[j], reason = False, "constant"
+        else:
+            continue
+        excluded.append({"neuroid": names[j], "reason": reason})
+        log.warning("excluded neuroid %s: %s", names[j], reason)
+    if not keep.any():
+        raise BrainalignError(f"dataset {dataset.meta.get('name')}: no usable neuroid (all NaN or constant)")
+    return y[:, keep], [n for n, k in zip(names, keep) if k], excluded
+
+
+def layer_design(features: np.ndarray, dataset, options: dict) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """The feature matrix aligned to the response samples, the CV groups, and protocol overrides.
+
+    Sentence data: rows already match. Time series: words -> scans (Lanczos by default) -> FIR delays, CV by
+    runs or contiguous blocks with a gap, unless the dataset already paired each scan with its text and applied
+    the haemodynamic lag (Blank 2014: ``lag_applied``)."""
+    from brainalign.timeseries import make_delays, words_to_scans
+
+    meta = dataset.meta
+    if meta["kind"] != "timeseries":
+        return features, dataset.stimuli["group"].astype(str).to_numpy(), {}
+    scan_groups = np.asarray(dataset.sample_groups).astype(str) if dataset.sample_groups is not None else np.zeros(dataset.responses.shape[1], dtype=str)
+    if meta.get("lag_applied") and len(features) == dataset.responses.shape[1]:
+        scans, delays = features, [0]
+    else:
+        stimuli = dataset.stimuli
+        scans = np.zeros((dataset.responses.shape[1], features.shape[1]), dtype=np.float64)
+        for run in np.unique(scan_groups):
+            in_run = scan_groups == run
+            words = (stimuli["group"].astype(str) == run).to_numpy() if len(np.unique(scan_groups)) > 1 else np.ones(len(stimuli), bool)
+            scans[in_run] = words_to_scans(features[words].astype(np.float64), stimuli.loc[words, "onset"].to_numpy(),
+                                           stimuli.loc[words, "offset"].to_numpy(), dataset.sample_times[in_run],
+                                           float(meta["tr"]), options.get("downsample", "lanczos"))
+        delays = list(options.get("delays") or [1, 2, 3, 4])
+    design = make_delays(scans, delays, scan_groups)
+    overrides = {"delays": delays}
+    if len(np.unique(scan_groups)) >= 2:
+        return design, scan_groups, overrides
+    overrides["blocks"] = int(options.get("n_folds", 5))
+    return design, None, overrides
+
+
+def fit_layer(features: np.ndarray, dataset, options: dict | None = None) -> dict:
+    """Every protocol, RSA and CKA for one layer's features against a prepared dataset."""
+    from brainalign.similarity import linear_cka, rsa
+
+    options = dict(options or {})
+    y, names, excluded = responses_matrix(dataset)
+    x, groups, overrides = layer_design(np.asarray(features, dtype=np.float64), dataset, options)
+    result = {"n_samples": int(len(x)), "n_features": int(x.shape[1]), "n_neuroids": len(names), "neuroids": names,
+              "excluded_neuroids": excluded, "protocols": {}, **{k: v for k, v in overrides.items() if k != "blocks"}}
+    for protocol in options.get("protocols") or PROTOCOLS:
+        folds, protocol_options = None, dict(options)
+        if protocol == "ridge-grouped" and "blocks" in overrides:
+            gap = int(options.get("gap", 5))
+            folds = block_folds(len(x), overrides["blocks"], gap)
+            protocol_options.update(inner_blocks=int(options.get("inner_folds", 5)), gap=gap)
+        result["protocols"][protocol] = cross_validated_score(x, y, groups, protocol, protocol_options, folds=folds)
+    if options.get("similarity", True):
+        result["rsa"] = rsa(x, y)
+        result["cka"] = linear_cka(x, y)
+    return result
+
+
+def read_layer(shard_path, layer: str) -> np.ndarray:
+    with h5py.File(shard_path, "r") as handle:
+        if layer not in handle["layers"]:
+            raise BrainalignError(f"{shard_path}: no layer {layer!r} (layers: {', '.join(list(handle['layers'])[:5])}, ...)")
+        return handle["layers"][layer][:]
+
+
+def fit_layer_file(shard_path, layer: str, dataset_dir, out_path, options: dict | None = None) -> dict:
+    """Step of rule fit_encoding: one layer of one shard against one prepared dataset -> JSON."""
+    from brainalign.datasets.base import load_prepared
+
+    dataset = load_prepared(dataset_dir)
+    features = read_layer(shard_path, layer)
+    with h5py.File(shard_path, "r") as handle:
+        shard_ids = [s.decode() if isinstance(s, bytes) else str(s) for s in handle["stimulus_ids"][:]]
+    if shard_ids != dataset.stimuli["stimulus_id"].astype(str).tolist():
+        raise BrainalignError(f"{shard_path}: stimulus ids differ from {dataset_dir}/stimuli.tsv (re-extract the shard)")
+    result = fit_layer(features, dataset, options)
+    result["layer"] = layer
+    write_json(result, out_path)
+    scores = {p: round(v["score"], 4) for p, v in result["protocols"].items()}
+    log.info("layer %s: %s", layer, scores)
+    return result
+
+
+# ----------------------------------------------------------------------------------------------- scores
+def _row(model, dataset, metric, protocol, selection, layer, index, depth, raw, ceiling, ci=(np.nan, np.nan), n=np.nan):
+    normalised = raw / ceiling if ceiling and np.isfinite(ceiling) and ceiling > 0 else np.nan
+    return {"model": model, "dataset": dataset, "kind": "brain", "metric": metric, "protocol": protocol,
+            "selection": selection, "layer": layer, "layer_index": index, "layer_depth": depth, "raw_r": raw,
+            "ceiling": ceiling if ceiling else np.nan, "normalised": normalised, "ci_low": ci[0], "ci_high": ci[1], "n": n}
+
+
+def score_layers_file(layer_json_paths: list, ceiling_path, out_csv, model: str, dataset: str, layer_names: list,
+                      options: dict | None = None):
+    """Step of rule score: the layer profile, the best layer and the nested (training-chosen) layer, as tidy rows."""
+    import pandas as pd
+
+    by_layer = {}
+    for path in layer_json_paths:
+        result = json.loads(Path(path).read_text())
+        by_layer[result["layer"]] = result
+    missing = [name for name in layer_names if name not in by_layer]
+    if missing:
+        raise BrainalignError(f"score {model}/{dataset}: no encoding result for layers {missing[:3]}")
+    ceiling_info = json.loads(Path(ceiling_path).read_text())
+    ceiling = ceiling_info.get("ceiling")
+    ceiling = float(ceiling) if ceiling is not None else np.nan
+    depth = {name: (i / (len(layer_names) - 1) if len(layer_names) > 1 else 0.0) for i, name in enumerate(layer_names)}
+    index = {name: i for i, name in enumerate(layer_names)}
+    rows = []
+    protocols = list(by_layer[layer_names[0]]["protocols"])
+    for protocol in protocols:
+        scores = []
+        for name in layer_names:
+            p = by_layer[name]["protocols"][protocol]
+            scores.append(p["score"])
+            rows.append(_row(model, dataset, "linear", protocol, "layer", name, index[name], depth[name], p["score"], ceiling,
+                             (p["ci_low"], p["ci_high"]), p["n"]))
+        best = layer_names[int(np.nanargmax(scores))]
+        p = by_layer[best]["protocols"][protocol]
+        rows.append(_row(model, dataset, "linear", protocol, "best", best, index[best], depth[best], p["score"], ceiling,
+                         (p["ci_low"], p["ci_high"]), p["n"]))
+        # nested: in each outer fold pick the layer with the best training-only score, take its test score
+        n_folds = len(p["fold_scores"])
+        chosen, test_scores = [], []
+        for k in range(n_folds):
+            inner = [by_layer[name]["protocols"][protocol]["inner_scores"][k] for name in layer_names]
+            pick = layer_names[int(np.nanargmax(inner))]
+            chosen.append(pick)
+            test_scores.append(by_layer[pick]["protocols"][protocol]["fold_scores"][k])
+        mode = max(set(chosen), key=lambda name: (chosen.count(name), -index[name]))
+        rows.append(_row(model, dataset, "linear", protocol, "nested", mode, index[mode], depth[mode],
+                         float(np.nanmean(test_scores)), ceiling, n=p["n"]))
+    for metric in ("rsa", "cka"):
+        if metric not in by_layer[layer_names[0]]:
+            continue
+        values = [by_layer[name][metric] for name in layer_names]
+        for name, value in zip(layer_names, values):
+            rows.append(_row(model, dataset, metric, "", "layer", name, index[name], depth[name], value, np.nan,
+                             n=by_layer[name]["n_samples"]))
+        best = layer_names[int(np.nanargmax(values))]
+        rows.append(_row(model, dataset, metric, "", "best", best, index[best], depth[best], by_layer[best][metric], np.nan,
+                         n=by_layer[best]["n_samples"]))
+    table = pd.DataFrame(rows)
+    write_table(table, out_csv)
+    return table

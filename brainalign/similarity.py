@@ -1,0 +1,44 @@
+"""Representational similarity analysis and linear CKA: the two alignment measures beside linear predictivity
+that the paper's v2 (Table 8) reports. Both compare the geometry of model and brain responses over the same
+stimuli without fitting a mapping, so they complement the encoding score."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.stats import rankdata
+
+
+def rdm(responses: np.ndarray) -> np.ndarray:
+    """Condensed representational dissimilarity matrix: 1 - Pearson r between stimuli (rows); for a single
+    feature, the absolute difference (correlation distance is undefined in one dimension)."""
+    responses = np.asarray(responses, dtype=np.float64)
+    iu = np.triu_indices(len(responses), k=1)
+    if responses.shape[1] == 1:
+        values = responses[:, 0]
+        return np.abs(values[:, None] - values[None, :])[iu]
+    centred = responses - responses.mean(1, keepdims=True)
+    norms = np.linalg.norm(centred, axis=1)
+    norms[norms == 0] = 1.0
+    unit = centred / norms[:, None]
+    return (1.0 - unit @ unit.T)[iu]
+
+
+def rsa(model_features: np.ndarray, brain: np.ndarray) -> float:
+    """Spearman correlation between the model's and the brain's RDMs (upper triangles)."""
+    a, b = rankdata(rdm(model_features)), rankdata(rdm(brain))
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def linear_cka(x: np.ndarray, y: np.ndarray) -> float:
+    """Linear centred kernel alignment (Kornblith et al. 2019): ||Yc'Xc||_F^2 / (||Xc'Xc||_F ||Yc'Yc||_F).
+    Invariant to orthogonal transforms and isotropic scaling of either side; 1 for identical geometry."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    x = x - x.mean(0)
+    y = y - y.mean(0)
+    # Gram-matrix form costs n^2 (d_x + d_y), cheaper than the feature form when features exceed samples
+    if x.shape[1] > x.shape[0] or y.shape[1] > y.shape[0]:
+        kx, ky = x @ x.T, y @ y.T
+        return float((kx * ky).sum() / (np.linalg.norm(kx) * np.linalg.norm(ky)))
+    cross = np.linalg.norm(y.T @ x) ** 2
+    return float(cross / (np.linalg.norm(x.T @ x) * np.linalg.norm(y.T @ y)))
