@@ -52,14 +52,36 @@ def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nd
     return (train - mean) / sd, (test - mean) / sd
 
 
-def _svd(x: np.ndarray):
-    u, s, vt = np.linalg.svd(x, full_matrices=False)
-    return u, s, vt
+def spectrum(x_centred: np.ndarray, y_centred: np.ndarray, rtol: float = 1e-7):
+    """Thin SVD pieces (s, Vt, U'Y) of centred features from one symmetric eigendecomposition.
+
+    Features <= samples: eigh of X'X (p x p); features > samples: eigh of the kernel XX' (n x n). Either way one
+    small decomposition replaces a full SVD of the n x p matrix (several times faster; same solutions).
+    Singular values below ``rtol * s_max`` are dropped (numerically zero directions, as lstsq does; through the
+    Gram matrix, singular values are resolved to about sqrt(eps) * s_max, hence the float64 and rtol=1e-7).
+    """
+    x_centred = np.asarray(x_centred, dtype=np.float64)
+    n, p = x_centred.shape
+    if p <= n:
+        evals, v = np.linalg.eigh(x_centred.T @ x_centred)
+        s = np.sqrt(np.clip(evals, 0, None))
+        keep = s > rtol * s.max()
+        s, v = s[keep], v[:, keep]
+        vt = v.T
+        uty = (vt @ (x_centred.T @ y_centred)) / s[:, None]  # U'Y without forming U = XV/s
+    else:
+        evals, u = np.linalg.eigh(x_centred @ x_centred.T)
+        s = np.sqrt(np.clip(evals, 0, None))
+        keep = s > rtol * s.max()
+        s, u = s[keep], u[:, keep]
+        vt = (u.T @ x_centred) / s[:, None]
+        uty = u.T @ y_centred
+    return s, vt, uty
 
 
 # ----------------------------------------------------------------------------------------------- ridge
 class RidgeSVD:
-    """Ridge solutions for many penalties from one SVD of the (centred) training features.
+    """Ridge solutions for many penalties from one decomposition of the (centred) training features.
 
     w(alpha) = V diag(s / (s^2 + alpha)) U' y, so a prediction for any penalty costs two small products and no
     (alphas x samples x targets) array is ever built.
@@ -68,19 +90,22 @@ class RidgeSVD:
     def __init__(self, x_train: np.ndarray, y_train: np.ndarray):
         self.x_mean = x_train.mean(0)
         self.y_mean = y_train.mean(0)
-        self.u, self.s, self.vt = _svd(x_train - self.x_mean)
-        self.uty = self.u.T @ (y_train - self.y_mean)
+        self.s, self.vt, self.uty = spectrum(x_train - self.x_mean, y_train - self.y_mean)
 
-    def predict(self, x_test: np.ndarray, alpha: float, columns=slice(None)) -> np.ndarray:
-        projected = (x_test - self.x_mean) @ self.vt.T
+    def project(self, x_test: np.ndarray) -> np.ndarray:
+        return (x_test - self.x_mean) @ self.vt.T
+
+    def predict(self, x_test: np.ndarray, alpha: float, columns=slice(None), projected=None) -> np.ndarray:
+        projected = self.project(x_test) if projected is None else projected
         shrink = self.s / (self.s**2 + alpha)
         return (projected * shrink) @ self.uty[:, columns] + self.y_mean[columns]
 
     def predict_per_target(self, x_test: np.ndarray, alphas: np.ndarray, alpha_per_target: np.ndarray) -> np.ndarray:
+        projected = self.project(x_test)
         out = np.empty((len(x_test), self.uty.shape[1]), dtype=self.uty.dtype)
         for index in np.unique(alpha_per_target):
             columns = np.flatnonzero(alpha_per_target == index)
-            out[:, columns] = self.predict(x_test, float(alphas[index]), columns)
+            out[:, columns] = self.predict(x_test, float(alphas[index]), columns, projected)
         return out
 
 
@@ -93,8 +118,9 @@ def ridge_cv(x: np.ndarray, y: np.ndarray, alphas, inner_folds) -> tuple[np.ndar
     for train, test in inner_folds:
         solver = RidgeSVD(x[train], y[train])
         solvers.append((solver, test))
+        projected = solver.project(x[test])
         for a, alpha in enumerate(alphas):
-            residual = solver.predict(x[test], alpha) - y[test]
+            residual = solver.predict(x[test], alpha, projected=projected) - y[test]
             sse[a] += (residual**2).sum(0)
     best = sse.argmin(0)
     pooled = np.empty_like(y)
@@ -105,11 +131,11 @@ def ridge_cv(x: np.ndarray, y: np.ndarray, alphas, inner_folds) -> tuple[np.ndar
 
 def ols_fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:
     """sklearn LinearRegression's prediction (intercept, minimum-norm least squares) from the centred SVD."""
+    x_train, y_train, x_test = (np.asarray(a, dtype=np.float64) for a in (x_train, y_train, x_test))
     x_mean, y_mean = x_train.mean(0), y_train.mean(0)
-    u, s, vt = _svd(x_train - x_mean)
-    keep = s > s.max() * max(x_train.shape) * np.finfo(s.dtype).eps
-    projected = (x_test - x_mean) @ vt[keep].T
-    return (projected / s[keep]) @ (u[:, keep].T @ (y_train - y_mean)) + y_mean
+    s, vt, uty = spectrum(x_train - x_mean, y_train - y_mean)
+    projected = (x_test - x_mean) @ vt.T
+    return (projected / s) @ uty + y_mean
 
 
 # ----------------------------------------------------------------------------------------------- folds
@@ -185,7 +211,7 @@ def cross_validated_score(x: np.ndarray, y: np.ndarray, groups=None, protocol: s
         if protocol == "brainscore-2023":
             predicted = ols_fit_predict(x[train], y[train], x[test])
             actual = y[test]
-            inner = grouped_folds(np.arange(len(train)), int(options.get("inner_folds", 5)), seed + k)
+            inner = grouped_folds(np.arange(len(train)), 3, seed + k)  # training-only score for nested layer choice
             pooled = np.empty_like(y[train])
             for inner_train, inner_test in inner:
                 pooled[inner_test] = ols_fit_predict(x[train][inner_train], y[train][inner_train], x[train][inner_test])

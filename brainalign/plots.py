@@ -85,7 +85,7 @@ def pair_slopes(scores: pd.DataFrame, models: pd.DataFrame, out_dir, label: str 
         ax.set_ylabel("alignment score (Pearson r)")
         ax.axhline(0, color="grey", lw=0.5)
     axes[0].legend(fontsize=7, frameon=False, title="derived model")
-    fig.suptitle(f"Pairs: {label or 'base vs derived'}")
+    fig.suptitle(f"Pairs: {label or 'base vs derived'}", y=1.03)
     return _save(fig, Path(out_dir), "pair_effect", data)
 
 
@@ -116,7 +116,7 @@ def _scatter(data: pd.DataFrame, x: str, xlabel: str, name: str, out_dir: Path, 
         ax.set_ylabel("alignment score (Pearson r)")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.suptitle(title)
+    fig.suptitle(title, y=1.03)
     return _save(fig, out_dir, name, data)
 
 
@@ -160,7 +160,7 @@ def layer_profiles(tidy: pd.DataFrame, models: pd.DataFrame, out_dir) -> list[Pa
         ax.set_ylabel("encoding score (Pearson r)")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.suptitle("Layer profiles (ridge, grouped CV)")
+    fig.suptitle("Layer profiles (ridge, grouped CV)", y=1.03)
     return _save(fig, Path(out_dir), "layer_profiles", data)
 
 
