@@ -1,0 +1,135 @@
+"""Encoding models against sklearn/scipy references and planted ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import pearsonr
+from sklearn.linear_model import LinearRegression, Ridge
+from sklearn.model_selection import KFold, ShuffleSplit
+
+from brainalign.encoding import (RidgeSVD, block_folds, cross_validated_score, grouped_folds, ols_fit_predict,
+                                 pearson_columns, ridge_cv, score_layers_file)
+
+
+@pytest.mark.parametrize("n, p", [(120, 30), (60, 200)])
+def test_ridge_and_ols_equal_sklearn(n, p):
+    rng = np.random.default_rng(0)
+    x, y, x_test = rng.standard_normal((n, p)), rng.standard_normal((n, 4)), rng.standard_normal((15, p))
+    for alpha in (0.1, 10.0, 1000.0):
+        np.testing.assert_allclose(RidgeSVD(x, y).predict(x_test, alpha), Ridge(alpha=alpha).fit(x, y).predict(x_test), atol=1e-5)
+    np.testing.assert_allclose(ols_fit_predict(x, y, x_test), LinearRegression().fit(x, y).predict(x_test), atol=1e-5)
+
+
+def test_ridge_cv_chooses_alpha_per_target_like_sklearn():
+    """Per-target penalties chosen by K-fold CV equal RidgeCV(alpha_per_target=True, cv=KFold) choices."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((150, 20))
+    w = rng.standard_normal((20, 3)) * np.array([3.0, 0.3, 0.03])
+    y = x @ w + rng.standard_normal((150, 3))
+    alphas = np.logspace(-2, 4, 7)
+    folds = list(KFold(5).split(x))
+    best, _ = ridge_cv(x, y, alphas, folds)
+    reference = []
+    for j in range(y.shape[1]):  # slow reference: sklearn Ridge refitted per fold, penalty and target
+        errors = [sum(((Ridge(alpha=a).fit(x[tr], y[tr, j]).predict(x[te]) - y[te, j]) ** 2).sum() for tr, te in folds) for a in alphas]
+        reference.append(alphas[int(np.argmin(errors))])
+    np.testing.assert_allclose(alphas[best], reference, rtol=1e-12)
+    assert len(set(reference)) > 1  # the targets really need different penalties
+
+
+def test_brainscore_protocol_equals_slow_reference():
+    """OLS + ShuffleSplit(10, 0.9, random_state=1) + per-neuroid scipy pearsonr + median + mean (Brain-Score 2023)."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((80, 120))
+    y = x[:, :3] @ rng.standard_normal((3, 6)) + rng.standard_normal((80, 6))
+    ours = cross_validated_score(x, y, protocol="brainscore-2023", options={"n_bootstrap": 0, "dtype": "float64"})
+    split_scores = []
+    for train, test in ShuffleSplit(n_splits=10, train_size=0.9, random_state=1).split(x):
+        predicted = LinearRegression().fit(x[train], y[train]).predict(x[test])
+        split_scores.append(np.median([pearsonr(predicted[:, j], y[test][:, j]).statistic for j in range(y.shape[1])]))
+    assert abs(ours["score"] - np.mean(split_scores)) < 1e-6
+
+
+def test_planted_correlation_is_recovered():
+    """y = X w + noise with a known correlation between y and X w: ridge recovers it within 0.02."""
+    rng = np.random.default_rng(3)
+    n, p, true_r = 3000, 40, 0.5
+    x = rng.standard_normal((n, p))
+    signal = x @ rng.standard_normal(p)
+    signal /= signal.std()
+    noise_sd = np.sqrt(1 / true_r**2 - 1)
+    y = (signal + noise_sd * rng.standard_normal(n))[:, None]
+    result = cross_validated_score(x, y, groups=np.arange(n) // 10, options={"n_bootstrap": 200, "seed": 0})
+    assert abs(result["score"] - true_r) < 0.02
+    assert result["ci_low"] < result["score"] < result["ci_high"]
+
+
+def test_grouped_folds_never_split_a_group_and_are_seeded():
+    groups = np.repeat(np.arange(30), 4)
+    folds = grouped_folds(groups, 5, seed=7)
+    for train, test in folds:
+        assert not set(groups[train]) & set(groups[test])
+    assert sorted(np.concatenate([t for _, t in folds]).tolist()) == list(range(len(groups)))
+    again = grouped_folds(groups, 5, seed=7)
+    assert all((a[1] == b[1]).all() for a, b in zip(folds, again))
+
+
+def test_block_folds_leave_a_gap():
+    for train, test in block_folds(100, 5, gap=3):
+        assert np.min(np.abs(train[:, None] - test[None, :])) > 3
+
+
+def test_zscoring_uses_training_statistics_only():
+    from brainalign.encoding import _standardise
+
+    rng = np.random.default_rng(4)
+    train, test = rng.normal(5, 3, (100, 4)), rng.normal(-50, 10, (20, 4))
+    z_train, z_test = _standardise(train, test)
+    np.testing.assert_allclose(z_test, (test - train.mean(0)) / train.std(0))
+    np.testing.assert_allclose(z_train.mean(0), 0, atol=1e-12)
+    assert abs(z_test.mean()) > 5  # the test fold keeps its offset: its own statistics were not used
+
+
+def test_pearson_columns_matches_scipy_and_flags_constant():
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal((50, 3)), rng.standard_normal((50, 3))
+    b[:, 2] = 1.0
+    r = pearson_columns(a, b)
+    for j in range(2):
+        assert abs(r[j] - pearsonr(a[:, j], b[:, j]).statistic) < 1e-12
+    assert np.isnan(r[2])
+
+
+def test_nested_layer_choice_finds_the_informative_layer(tmp_path):
+    """Three layers, only the middle one carries the signal: best and nested rows pick it."""
+    import json
+
+    import pandas as pd
+
+    from brainalign.datasets.base import PreparedDataset
+    from brainalign.encoding import fit_layer
+
+    rng = np.random.default_rng(6)
+    n = 400
+    stimuli = pd.DataFrame({"stimulus_id": [f"s{i}" for i in range(n)], "text": ["x"] * n, "group": [f"g{i // 4}" for i in range(n)],
+                            "position": np.arange(n) % 4})
+    informative = rng.standard_normal((n, 10))
+    y = informative @ rng.standard_normal(10) + rng.standard_normal(n)
+    dataset = PreparedDataset(stimuli, y[None, :, None].astype(np.float32), ["average"], ["lang"], meta={"kind": "sentence", "name": "toy"})
+    paths, names = [], ["l0", "l1", "l2"]
+    for name, features in zip(names, [rng.standard_normal((n, 10)), informative, rng.standard_normal((n, 10))]):
+        result = fit_layer(features, dataset, {"n_bootstrap": 50})
+        result["layer"] = name
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps(result))
+        paths.append(path)
+    ceiling = tmp_path / "ceiling.json"
+    ceiling.write_text(json.dumps({"ceiling": 0.8}))
+    table = score_layers_file(paths, ceiling, tmp_path / "scores.csv", "toy-model", "toy", names)
+    best = table[(table["selection"] == "best") & (table["metric"] == "linear")]
+    nested = table[(table["selection"] == "nested")]
+    assert set(best["layer"]) == {"l1"} and set(nested["layer"]) == {"l1"}
+    ridge = best[best["protocol"] == "ridge-grouped"].iloc[0]
+    assert abs(ridge["normalised"] - ridge["raw_r"] / 0.8) < 1e-12
+    assert len(table[(table["selection"] == "layer") & (table["metric"] == "linear")]) == 6

@@ -1,0 +1,36 @@
+"""RSA and linear CKA against direct formulas and their invariances."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.spatial.distance import pdist
+from scipy.stats import spearmanr
+
+from brainalign.similarity import linear_cka, rdm, rsa
+
+
+def test_rdm_is_correlation_distance():
+    x = np.random.default_rng(0).standard_normal((12, 5))
+    np.testing.assert_allclose(rdm(x), pdist(x, metric="correlation"), atol=1e-12)
+
+
+def test_rsa_equals_spearman_of_rdms():
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((15, 6)), rng.standard_normal((15, 4))
+    expected = spearmanr(pdist(x, "correlation"), pdist(y, "correlation")).statistic
+    assert abs(rsa(x, y) - expected) < 1e-12
+
+
+def test_cka_invariances_and_identity():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((40, 8))
+    q, _ = np.linalg.qr(rng.standard_normal((8, 8)))
+    assert abs(linear_cka(x, x) - 1) < 1e-12
+    assert abs(linear_cka(x, 3.0 * x @ q) - 1) < 1e-12
+    y = rng.standard_normal((40, 3))
+    assert 0 <= linear_cka(x, y) < 0.5
+    # kernel form (features > samples) equals the feature form
+    wide = rng.standard_normal((10, 30))
+    centred_w, centred_y = wide - wide.mean(0), y[:10] - y[:10].mean(0)
+    feature_form = np.linalg.norm(centred_y.T @ centred_w) ** 2 / (np.linalg.norm(centred_w.T @ centred_w) * np.linalg.norm(centred_y.T @ centred_y))
+    assert abs(linear_cka(wide, y[:10]) - feature_form) < 1e-10
