@@ -116,8 +116,10 @@ def _forward(loaded, recorder, input_ids, attention_mask, spec):
     kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
     if spec["kind"] == "encoder-decoder":
         kwargs["decoder_input_ids"] = input_ids  # the paper's mode: the same tokens, unshifted (methods §3.3)
+    # decoders: run the backbone only; the LM head (262k x 640 for Gemma) is the costliest part and unused here
+    module = loaded.model.base_model if spec["kind"] == "decoder" else loaded.model
     with torch.inference_mode():
-        loaded.model(**kwargs)
+        module(**kwargs)
     return recorder.outputs
 
 
