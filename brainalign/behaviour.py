@@ -47,12 +47,20 @@ def words_to_text(words) -> tuple[str, list[tuple[int, int]]]:
 
 
 def token_word_index(offsets, spans) -> np.ndarray:
-    """For each token, the index of the word it belongs to (-1 for special tokens with empty offsets)."""
+    """For each token (of a text tokenised without special tokens), the index of the word it belongs to.
+
+    A token belongs to the word containing its last character; a whitespace-only token (empty offsets once
+    trimmed, or a span of spaces) to the word that follows it, since producing the space is part of producing
+    that word. Every token is assigned, so word surprisals add up to the text's total."""
+    starts = np.array([start for start, _ in spans])
     ends = np.array([end for _, end in spans])
-    out = np.full(len(offsets), -1)
+    out = np.empty(len(offsets), dtype=int)
     for t, (a, b) in enumerate(offsets):
         if b > a:
-            out[t] = min(int(np.searchsorted(ends, b - 1, side="right")), len(spans) - 1)
+            w = int(np.searchsorted(ends, b - 1, side="right"))  # first word ending after the token's last char
+        else:
+            w = int(np.searchsorted(starts, a, side="left"))
+        out[t] = min(w, len(spans) - 1)
     return out
 
 
@@ -111,8 +119,6 @@ def word_surprisals(model, tokenizer, words, prepend_text=None, max_context_toke
     counts = np.zeros(len(spans), dtype=int)
     undefined = np.zeros(len(spans), dtype=bool)
     for t, w in enumerate(owner):
-        if w < 0:
-            continue
         counts[w] += 1
         if np.isnan(nats[t]):
             undefined[w] = True

@@ -1,0 +1,129 @@
+"""Surprisal: exactness against a direct log-softmax, word/token alignment, exclusions, lags, ceilings, and the
+real SmolLM2 against its untrained control on Natural Stories."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from brainalign.behaviour import (behaviour_scores, split_half_rt_ceiling, token_surprisals, token_word_index, word_surprisals,
+                                  words_to_text)
+from brainalign.datasets.base import PreparedDataset
+from brainalign.models import load_model
+
+TRICKY = ["She", "didn't", "say", "\"3.5", "million\"", "—", "naïve", "café-goers,", "'quoted'", "1999."]
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_gpt2_dir):
+    spec = {"name": "tiny", "source": "local", "path": str(tiny_gpt2_dir), "kind": "decoder"}
+    return load_model(spec, tiny_gpt2_dir, device="cpu")
+
+
+def direct_nats(model, ids):
+    with torch.inference_mode():
+        logprobs = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0], -1)
+    return np.array([-float(logprobs[i - 1, ids[i]]) for i in range(1, len(ids))])
+
+
+def test_every_token_belongs_to_the_word_it_spells(tiny):
+    text, spans = words_to_text(TRICKY)
+    encoded = tiny.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    owner = token_word_index(encoded["offset_mapping"], spans)
+    assert owner.min() == 0 and owner.max() == len(TRICKY) - 1 and (np.diff(owner) >= 0).all()  # every token assigned, in order
+    for (a, b), w in zip(encoded["offset_mapping"], owner):
+        piece = text[a:b].strip()
+        if piece:
+            assert piece in TRICKY[w], (piece, TRICKY[w])
+    assert set(owner) == set(range(len(TRICKY)))  # every word, including unicode ones, has a token
+
+
+def test_word_surprisal_sums_the_direct_token_computation(tiny):
+    bits, counts, nats = word_surprisals(tiny.model, tiny.tokenizer, TRICKY, prepend_text="<|endoftext|>")
+    ids = tiny.tokenizer("<|endoftext|>" + " ".join(TRICKY), add_special_tokens=False)["input_ids"]
+    reference = direct_nats(tiny.model, ids)
+    np.testing.assert_allclose(nats, reference, atol=1e-4)
+    assert abs(np.nansum(bits) * np.log(2) - reference.sum()) < 1e-4
+    assert counts.sum() == len(ids) - 1
+    no_bos, _, _ = word_surprisals(tiny.model, tiny.tokenizer, TRICKY)
+    assert np.isnan(no_bos[0]) and np.isfinite(no_bos[1:]).all()  # nothing to condition the first word on
+
+
+def test_sliding_windows_keep_the_minimum_context(tiny):
+    words = ("Alice was beginning to get very tired of sitting by her sister on the bank . " * 5).split()
+    text = " ".join(words)
+    ids, _, nats = token_surprisals(tiny.model, tiny.tokenizer, text, "<|endoftext|>", max_context_tokens=41, min_context_tokens=10)
+    prefix = tiny.tokenizer("<|endoftext|>", add_special_tokens=False)["input_ids"]
+    full = direct_nats(tiny.model, prefix + ids)
+    np.testing.assert_allclose(nats[:40], full[:40], atol=1e-4)  # first window: the whole preceding text
+    # token 45 is scored in the window starting at token 30: its context is tokens 30..44 after the prefix
+    window = direct_nats(tiny.model, prefix + ids[30:46])
+    assert abs(nats[45] - window[-1]) < 1e-4
+
+
+def reading_dataset(surprisal_like, rng, n_subjects=20, lag=0, reliability_noise=60.0):
+    n = len(surprisal_like)
+    shifted = np.roll(surprisal_like, lag)
+    base = 300 + 20 * shifted
+    rts = base[None] + reliability_noise * rng.standard_normal((n_subjects, n))
+    words = [f"w{i}" for i in range(n)]
+    stimuli = pd.DataFrame({"stimulus_id": words, "text": words, "group": "story", "position": range(n),
+                            "sentence_id": [f"s{i // 10}" for i in range(n)], "word_in_sentence": [i % 10 + 1 for i in range(n)]})
+    return PreparedDataset(stimuli, rts[:, :, None].astype(np.float32), [f"p{i}" for i in range(n_subjects)], ["rt"],
+                           meta={"kind": "reading", "name": "toy", "group_averaged": False})
+
+
+def test_lag_analysis_finds_a_planted_spillover():
+    rng = np.random.default_rng(0)
+    surprisal = rng.gamma(2.0, 2.0, 2000)
+    details = behaviour_scores(surprisal, reading_dataset(surprisal, rng, lag=1), {"n_bootstrap": 50})
+    entry = details["measures"]["rt"]
+    assert entry["best_lag"] == "-1"  # reading time of word i tracks the surprisal of word i-1
+    aligned = behaviour_scores(surprisal, reading_dataset(surprisal, rng, lag=0), {"n_bootstrap": 50})["measures"]["rt"]
+    assert aligned["best_lag"] == "0" and aligned["r"] > 0.5 and aligned["p"] < 1e-10
+    assert aligned["ci_low"] < aligned["r"] < aligned["ci_high"]
+    assert aligned["exclusions"]["first_in_sentence"] == 200 and aligned["exclusions"]["last_in_sentence"] == 200
+
+
+def test_split_half_rt_ceiling_matches_known_reliability():
+    rng = np.random.default_rng(1)
+    n_subjects, noise = 20, 2.0
+    signal = rng.standard_normal(5000)
+    rts = signal[None] + noise * rng.standard_normal((n_subjects, 5000))
+    half = 1 / (1 + noise**2 / (n_subjects / 2))
+    assert abs(split_half_rt_ceiling(rts) - 2 * half / (1 + half)) < 0.02
+
+
+def test_unknown_exclusion_step_is_a_clear_error():
+    from brainalign.errors import BrainalignError
+
+    rng = np.random.default_rng(2)
+    surprisal = rng.gamma(2.0, 2.0, 100)
+    with pytest.raises(BrainalignError, match="config.behaviour.exclusions: unknown steps \\['nope'\\]"):
+        behaviour_scores(surprisal, reading_dataset(surprisal, rng), {"exclusions": ["nope"], "n_bootstrap": 0})
+
+
+@pytest.mark.slow
+def test_real_smollm2_tracks_reading_times_and_beats_its_untrained_control(smollm2_dir, model_specs, resources_data, tmp_path):
+    from scipy.stats import pearsonr
+
+    from brainalign.datasets import fetch_dataset, load_prepared, prepare_dataset
+
+    spec = {"name": "ns", "adapter": "naturalstories", "local_dir": str(resources_data / "naturalstories"), "options": {"subset": 1}}
+    fetch_dataset(spec, tmp_path / "raw")
+    prepare_dataset(spec, tmp_path / "raw", tmp_path / "ns")
+    story = load_prepared(tmp_path / "ns")
+    words = story.stimuli["text"].tolist()
+    trained = load_model(model_specs["smollm2-135m-instruct"], smollm2_dir, device="cpu")
+    control = load_model(model_specs["smollm2-135m-untrained"], smollm2_dir, device="cpu")
+    prepend = "<|endoftext|>"
+    bits, _, nats = word_surprisals(trained.model, trained.tokenizer, words, prepend, 512, 256)
+    _, _, control_nats = word_surprisals(control.model, control.tokenizer, words, prepend, 512, 256)
+    perplexity, control_perplexity = np.exp(np.nanmean(nats)), np.exp(np.nanmean(control_nats))
+    assert perplexity < 60 and control_perplexity > 100 * perplexity
+    rt = story.responses[0, :, story.neuroids.index("rt_mean")]
+    ok = np.isfinite(bits) & np.isfinite(rt)
+    result = pearsonr(bits[ok], rt[ok])
+    assert result.statistic > 0.15 and result.pvalue < 1e-6
