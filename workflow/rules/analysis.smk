@@ -3,6 +3,8 @@
 
 localrules:
     collect_scores,
+    analyse,
+    figures,
     summary,
 
 
@@ -52,9 +54,8 @@ rule analyse:
         "logs/analyse.log",
     conda:
         "../../envs/stats.yaml"
-    shell:
-        "brainalign analyse {input.headline} --models {input.models} --out results/analysis"
-        " --label '{params.label}' --subset {params.subset} --seed {params.seed} --no-figures > {log} 2>&1"
+    script:
+        "../../scripts/analyse.py"
 
 
 rule figures:

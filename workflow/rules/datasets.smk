@@ -1,5 +1,9 @@
 # Datasets: fetch (download with checksums, or copy a shipped local copy) -> prepare (one common format).
 
+# downloads run on the submit host: cluster compute nodes often have no internet access
+localrules:
+    fetch_dataset,
+
 
 rule fetch_dataset:
     output:
