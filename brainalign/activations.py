@@ -53,6 +53,8 @@ def block_layer_names(model) -> list[str]:
 
     names = []
     embedding = model.get_input_embeddings()
+    if getattr(model.config, "is_encoder_decoder", False):
+        embedding = model.get_encoder().embed_tokens  # T5: the encoder's own (weight-tied) copy is the one called
     for name, module in model.named_modules():
         if module is embedding:
             names.append(name)
@@ -66,9 +68,31 @@ def block_layer_names(model) -> list[str]:
     return names
 
 
+def encoder_decoder_mode(spec: dict) -> str | None:
+    """How an encoder-decoder model (T5) is read; None for other kinds.
+
+    ``paper`` (Aw et al. via Brain-Score PR194, methods §3.3): the same tokens go to the encoder and, unshifted
+    and without a start token, to the decoder; every ``encoder.block.N`` and ``decoder.block.N`` is a layer, read
+    at the last position (T5's appended ``</s>``). The decoder then reads a sequence whose every token the
+    encoder has already shown it, which no T5 training objective ever produced.
+    ``principled`` (default): only the encoder runs, the bidirectional representation T5 builds of its input;
+    layers are the embedding and ``encoder.block.N``, read at the stimulus's own last token like every other
+    model. Decoder layers are refused in this mode rather than read from an input T5 never saw in training.
+    """
+    if spec["kind"] != "encoder-decoder":
+        return None
+    return spec.get("t5_mode", "principled")
+
+
 def resolve_layers(model, spec: dict) -> list[str]:
     layers = spec.get("layers", "blocks")
     names = block_layer_names(model) if layers == "blocks" else list(layers)
+    if encoder_decoder_mode(spec) == "principled":
+        decoder_layers = [n for n in names if n.startswith("decoder.")]
+        if layers == "blocks":
+            names = [n for n in names if not n.startswith("decoder.")]
+        elif decoder_layers:
+            raise BrainalignError(f"model {spec['name']}: layers {decoder_layers[:3]} are decoder layers, read only with t5_mode: paper")
     modules = dict(model.named_modules())
     missing = [n for n in names if n not in modules]
     if missing:
@@ -225,10 +249,15 @@ def _forward(loaded, recorder, input_ids, attention_mask, spec):
     import torch
 
     kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-    if spec["kind"] == "encoder-decoder":
-        kwargs["decoder_input_ids"] = input_ids  # the paper's mode: the same tokens, unshifted (methods §3.3)
-    # decoders: run the backbone only; the LM head (262k x 640 for Gemma) is the costliest part and unused here
-    module = loaded.model.base_model if spec["kind"] == "decoder" else loaded.model
+    module = loaded.model
+    mode = encoder_decoder_mode(spec)
+    if mode == "paper":
+        kwargs.update(decoder_input_ids=input_ids, decoder_attention_mask=attention_mask)  # unshifted (methods §3.3)
+    elif mode == "principled":
+        module = loaded.model.get_encoder()
+    elif spec["kind"] == "decoder":
+        # run the backbone only; the LM head (262k x 640 for Gemma) is the costliest part and unused here
+        module = loaded.model.base_model
     with torch.inference_mode():
         module(**kwargs)
     return recorder.outputs
@@ -360,6 +389,7 @@ def _extract_windows(loaded, spec, names, windows, n_rows, options):
     max_tokens = int(options.get("max_context_tokens", 512))
     encoded = [tokenizer(text, return_offsets_mapping=True, truncation=False) for text, _ in windows]
     order = np.argsort([len(e["input_ids"]) for e in encoded], kind="stable")
+    paper_eos = encoder_decoder_mode(spec) == "paper" and options.get("readout", "last") == "last"
     units = []
     for first in range(0, len(order), batch_size):
         batch = [int(i) for i in order[first:first + batch_size]]
@@ -372,6 +402,8 @@ def _extract_windows(loaded, spec, names, windows, n_rows, options):
                 positions = _token_positions(encoded[i]["offset_mapping"], s, e)
                 if not positions:
                     raise BrainalignError(f"stimulus row {row}: no tokens found for its text (empty after tokenisation?)")
+                if paper_eos and positions[-1] < len(encoded[i]["input_ids"]) - 1:
+                    positions = positions + [len(encoded[i]["input_ids"]) - 1]  # T5's </s>, which the paper read
                 reads.append((row, positions))
             unit.append((list(encoded[i]["input_ids"]), reads))
         units.append(unit)

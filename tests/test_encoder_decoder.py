@@ -1,0 +1,87 @@
+"""Encoder-decoder models (T5 v1.1, Flan-T5): the paper's reading and the principled default, on a tiny T5
+loaded through the real from_pretrained path, checked against direct forward passes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainalign.activations import extract_arrays
+from brainalign.errors import BrainalignError
+from brainalign.models import load_model
+from tests.conftest import _byte_level_tokenizer
+
+SENTENCES = ["The quick brown fox jumps.", "Alice was tired.", "And numbers 1999, 42."]
+META = {"kind": "sentence", "context": "sentence"}
+
+
+@pytest.fixture(scope="module")
+def tiny_t5_dir(tmp_path_factory):
+    """A 2+2-block random T5 whose tokenizer appends an end-of-sequence token, as T5's does."""
+    import torch
+    from tokenizers import processors
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    tokenizer = _byte_level_tokenizer()
+    eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    tokenizer.backend_tokenizer.post_processor = processors.Sequence([
+        processors.ByteLevel(trim_offsets=True),
+        processors.TemplateProcessing(single="$A <|endoftext|>", special_tokens=[("<|endoftext|>", eos)]),
+    ])
+    torch.manual_seed(0)
+    config = T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=2,
+                      pad_token_id=eos, eos_token_id=eos, decoder_start_token_id=eos, feed_forward_proj="gated-gelu")
+    folder = tmp_path_factory.mktemp("tiny_t5")
+    T5ForConditionalGeneration(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def _stimuli():
+    return pd.DataFrame({"stimulus_id": [f"s{i}" for i in range(3)], "text": SENTENCES, "group": ["a", "b", "c"], "position": range(3)})
+
+
+def _load(folder, mode):
+    spec = {"name": "tiny-t5", "source": "local", "path": str(folder), "kind": "encoder-decoder", "t5_mode": mode}
+    return spec, load_model(spec, folder, device="cpu")
+
+
+def _direct(loaded, text):
+    import torch
+
+    ids = loaded.tokenizer(text, return_tensors="pt")["input_ids"]
+    assert ids[0, -1] == loaded.tokenizer.eos_token_id  # the tokenizer appends </s>, as T5's does
+    with torch.inference_mode():
+        out = loaded.model(input_ids=ids, decoder_input_ids=ids, output_hidden_states=True)
+    return out
+
+
+def test_principled_mode_reads_the_encoder_at_the_stimulus_last_token(tiny_t5_dir):
+    spec, loaded = _load(tiny_t5_dir, "principled")
+    names, arrays = extract_arrays(loaded, spec, _stimuli(), META, {"progress": False, "batch_size": 2})
+    assert names == ["encoder.embed_tokens", "encoder.block.0", "encoder.block.1"]
+    for row, text in enumerate(SENTENCES):
+        out = _direct(loaded, text)
+        # hidden_states[1] is the output of encoder block 0; position -2 is the last word token (before </s>)
+        np.testing.assert_allclose(arrays["encoder.block.0"][row], out.encoder_hidden_states[1][0, -2].numpy(), atol=1e-5)
+
+
+def test_paper_mode_reads_encoder_and_unshifted_decoder_at_eos(tiny_t5_dir):
+    spec, loaded = _load(tiny_t5_dir, "paper")
+    names, arrays = extract_arrays(loaded, spec, _stimuli(), META, {"progress": False, "batch_size": 2})
+    assert names == ["encoder.embed_tokens", "encoder.block.0", "encoder.block.1", "decoder.block.0", "decoder.block.1"]
+    principled_spec, principled_model = _load(tiny_t5_dir, "principled")
+    _, principled = extract_arrays(principled_model, principled_spec, _stimuli(), META, {"progress": False})
+    for row, text in enumerate(SENTENCES):
+        out = _direct(loaded, text)  # the decoder fed the same tokens, unshifted (PR194)
+        np.testing.assert_allclose(arrays["decoder.block.0"][row], out.decoder_hidden_states[1][0, -1].numpy(), atol=1e-5)
+        np.testing.assert_allclose(arrays["encoder.block.0"][row], out.encoder_hidden_states[1][0, -1].numpy(), atol=1e-5)
+    # the two modes read different positions (EOS vs the stimulus's last token)
+    assert not np.allclose(arrays["encoder.block.1"], principled["encoder.block.1"])
+
+
+def test_principled_mode_refuses_decoder_layers(tiny_t5_dir):
+    spec, loaded = _load(tiny_t5_dir, "principled")
+    with pytest.raises(BrainalignError, match="decoder layers, read only with t5_mode: paper"):
+        extract_arrays(loaded, dict(spec, layers=["decoder.block.1"]), _stimuli(), META, {"progress": False})
