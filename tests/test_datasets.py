@@ -202,3 +202,11 @@ def test_wehbe2014_mat_files(tmp_path):
     assert ds.stimuli["onset"].iloc[4] == 30.0 and ds.stimuli["offset"].iloc[4] == 30.5
     assert ds.stimuli["run"].tolist() == [1, 1, 1, 1, 2, 2] and ds.sample_groups.tolist() == ["run1"] * 4 + ["run2"] * 4
     assert ds.sample_times.tolist() == time[:, 0].tolist()
+
+
+def test_every_adapter_is_registered_under_its_module_name():
+    from brainalign.datasets import get_adapter
+
+    for name in list(ADAPTERS):
+        adapter = get_adapter(name)
+        assert adapter.NAME == name and callable(adapter.prepare)

@@ -34,3 +34,12 @@ def test_cka_invariances_and_identity():
     centred_w, centred_y = wide - wide.mean(0), y[:10] - y[:10].mean(0)
     feature_form = np.linalg.norm(centred_y.T @ centred_w) ** 2 / (np.linalg.norm(centred_w.T @ centred_w) * np.linalg.norm(centred_y.T @ centred_y))
     assert abs(linear_cka(wide, y[:10]) - feature_form) < 1e-10
+
+
+def test_rankdata_matches_scipy_with_ties():
+    from scipy.stats import rankdata as scipy_rankdata
+
+    from brainalign.similarity import rankdata
+
+    values = np.random.default_rng(3).integers(0, 7, size=200).astype(float)
+    np.testing.assert_array_equal(rankdata(values), scipy_rankdata(values))

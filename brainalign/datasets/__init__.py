@@ -27,10 +27,19 @@ _ADAPTER_MODULES = (
     "futrell2018",
 )
 
-ADAPTERS: dict[str, ModuleType] = {}
-for _module_name in _ADAPTER_MODULES:
-    _module = importlib.import_module(f"brainalign.datasets.{_module_name}")
-    ADAPTERS[_module.NAME] = _module
+class _Adapters(dict):
+    """Adapter name -> module, imported on first use: a rule that only reads prepared data (one job per model
+    layer) should not pay for importing every adapter's parsers (about a second of scipy and friends)."""
+
+    def __getitem__(self, name: str) -> ModuleType:
+        module = super().__getitem__(name)
+        if module is None:
+            module = importlib.import_module(f"brainalign.datasets.{name}")
+            self[name] = module
+        return module
+
+
+ADAPTERS: dict[str, ModuleType] = _Adapters.fromkeys(_ADAPTER_MODULES)  # each module's NAME is its module name (tested)
 
 
 def get_adapter(name: str) -> ModuleType:
