@@ -12,12 +12,19 @@ Two protocols, both reported:
     per split, mean over splits. Computed from one SVD per split, it equals sklearn + scipy to 1e-6 (tested).
 Each layer also stores, per outer fold, a training-only score (``inner_scores``) so the layer can be chosen
 without looking at the test fold (the nested estimate), and a bootstrap CI over stimuli.
+
+Back ends (``encoding.backend``): ``numpy`` (default) or ``torch`` (``encoding.device``: cpu, cuda, cuda:1, ...;
+auto or unset = cuda if available). The same functions serve both: they take numpy arrays or torch tensors,
+and the few operations that differ go through :func:`_ops_of` (torch is imported only for tensors). Both run the
+decompositions in float64; scores agree to ~1e-7 from float32 inputs (the means differ in rounding) and ~1e-13
+from float64 inputs.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 
 import h5py
@@ -30,6 +37,112 @@ log = logging.getLogger("brainalign.encoding")
 
 DEFAULT_ALPHAS = tuple(10.0 ** np.arange(-2, 8))  # 10 penalties, z-scored features
 PROTOCOLS = ("ridge-grouped", "brainscore-2023")
+BACKENDS = ("numpy", "torch")
+
+
+# ----------------------------------------------------------------------------------------------- back ends
+class _NumpyOps:
+    """The array operations whose spelling differs between numpy and torch; operators, ``.mean(0)``, ``.T``,
+    ``.sum(0)`` and indexing by index arrays or masks are shared and used directly."""
+
+    def asarray(self, a, dtype=None):
+        return np.asarray(a, dtype=dtype)
+
+    def index(self, i):
+        return i
+
+    def eigh(self, a):
+        return np.linalg.eigh(a)
+
+    def sqrt(self, a):
+        return np.sqrt(a)
+
+    def clip_negative(self, a):
+        return np.clip(a, 0, None)
+
+    def std(self, a):
+        return a.std(0)
+
+    def zeros(self, shape, dtype=np.float64):
+        return np.zeros(shape, dtype=dtype)
+
+    def empty(self, shape, dtype):
+        return np.empty(shape, dtype=dtype)
+
+
+class _TorchOps(_NumpyOps):
+    """The same operations on torch tensors living on ``device``."""
+
+    def __init__(self, device):
+        import torch
+
+        self.torch = torch
+        self.device = torch.device(device)
+
+    def dtype(self, dtype):
+        return dtype if isinstance(dtype, self.torch.dtype) else getattr(self.torch, np.dtype(dtype).name)
+
+    def asarray(self, a, dtype=None):
+        if isinstance(a, np.ndarray) and not a.flags.writeable:
+            a = a.copy()  # torch warns on read-only buffers (h5py, memory maps)
+        return self.torch.as_tensor(a, dtype=None if dtype is None else self.dtype(dtype), device=self.device)
+
+    def index(self, i):
+        return i if isinstance(i, slice) else self.torch.as_tensor(i, device=self.device)
+
+    def eigh(self, a):
+        return self.torch.linalg.eigh(a)
+
+    def sqrt(self, a):
+        return self.torch.sqrt(a)
+
+    def clip_negative(self, a):
+        return a.clamp(min=0)
+
+    def std(self, a):
+        return a.std(0, correction=0)
+
+    def zeros(self, shape, dtype=np.float64):
+        return self.torch.zeros(shape, dtype=self.dtype(dtype), device=self.device)
+
+    def empty(self, shape, dtype):
+        return self.torch.empty(shape, dtype=self.dtype(dtype), device=self.device)
+
+
+_NUMPY = _NumpyOps()
+
+
+def _ops_of(array):
+    """The operations for this array's library (and, for a tensor, its device)."""
+    return _NUMPY if isinstance(array, np.ndarray) or not type(array).__module__.startswith("torch") else _TorchOps(array.device)
+
+
+def _to_numpy(a) -> np.ndarray:
+    return a if isinstance(a, np.ndarray) else a.detach().cpu().numpy()
+
+
+def backend_ops(options: dict | None = None):
+    """The operations of the back end an options dict asks for (``backend``, ``device``), checked."""
+    options = options or {}
+    backend = options.get("backend") or "numpy"
+    if backend == "numpy":
+        return _NUMPY
+    if backend != "torch":
+        raise BrainalignError(f"unknown encoding backend {backend!r} (expected one of {', '.join(BACKENDS)})")
+    try:
+        import torch
+    except ImportError as error:
+        raise BrainalignError(f"encoding backend 'torch' needs PyTorch, which is not importable ({error})") from None
+    device = options.get("device") or "auto"
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(device)
+    except RuntimeError as error:
+        raise BrainalignError(f"encoding device {device!r} is not a torch device ({error})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise BrainalignError(f"encoding device {str(device)!r}: CUDA is not available (use device: cpu or auto)")
+    return _TorchOps(device)
 
 
 # ----------------------------------------------------------------------------------------------- basics
@@ -37,7 +150,7 @@ def pearson_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Pearson r between matching columns of a and b (NaN where either column is constant)."""
     a = a - a.mean(0)
     b = b - b.mean(0)
-    denominator = np.sqrt((a * a).sum(0) * (b * b).sum(0))
+    denominator = _ops_of(a).sqrt((a * a).sum(0) * (b * b).sum(0))
     with np.errstate(invalid="ignore", divide="ignore"):
         r = (a * b).sum(0) / denominator
     r[denominator == 0] = np.nan
@@ -47,7 +160,7 @@ def pearson_columns(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """z-score with the training fold's mean and SD only (constant training columns are centred, not scaled)."""
     mean = train.mean(0)
-    sd = train.std(0)
+    sd = _ops_of(train).std(train)
     sd[sd == 0] = 1.0
     return (train - mean) / sd, (test - mean) / sd
 
@@ -60,18 +173,20 @@ def spectrum(x_centred: np.ndarray, y_centred: np.ndarray, rtol: float = 1e-7):
     Singular values below ``rtol * s_max`` are dropped (numerically zero directions, as lstsq does; through the
     Gram matrix, singular values are resolved to about sqrt(eps) * s_max, hence the float64 and rtol=1e-7).
     """
-    x_centred = np.asarray(x_centred, dtype=np.float64)
+    ops = _ops_of(x_centred)
+    x_centred = ops.asarray(x_centred, dtype=np.float64)
+    y_centred = ops.asarray(y_centred, dtype=np.float64)  # numpy would promote it anyway; torch needs it said
     n, p = x_centred.shape
     if p <= n:
-        evals, v = np.linalg.eigh(x_centred.T @ x_centred)
-        s = np.sqrt(np.clip(evals, 0, None))
+        evals, v = ops.eigh(x_centred.T @ x_centred)
+        s = ops.sqrt(ops.clip_negative(evals))
         keep = s > rtol * s.max()
         s, v = s[keep], v[:, keep]
         vt = v.T
         uty = (vt @ (x_centred.T @ y_centred)) / s[:, None]  # U'Y without forming U = XV/s
     else:
-        evals, u = np.linalg.eigh(x_centred @ x_centred.T)
-        s = np.sqrt(np.clip(evals, 0, None))
+        evals, u = ops.eigh(x_centred @ x_centred.T)
+        s = ops.sqrt(ops.clip_negative(evals))
         keep = s > rtol * s.max()
         s, u = s[keep], u[:, keep]
         vt = (u.T @ x_centred) / s[:, None]
@@ -93,7 +208,7 @@ class RidgeSVD:
         self.s, self.vt, self.uty = spectrum(x_train - self.x_mean, y_train - self.y_mean)
 
     def project(self, x_test: np.ndarray) -> np.ndarray:
-        return (x_test - self.x_mean) @ self.vt.T
+        return _ops_of(x_test).asarray(x_test - self.x_mean, self.vt.dtype) @ self.vt.T
 
     def predict(self, x_test: np.ndarray, alpha: float, columns=slice(None), projected=None) -> np.ndarray:
         projected = self.project(x_test) if projected is None else projected
@@ -101,10 +216,12 @@ class RidgeSVD:
         return (projected * shrink) @ self.uty[:, columns] + self.y_mean[columns]
 
     def predict_per_target(self, x_test: np.ndarray, alphas: np.ndarray, alpha_per_target: np.ndarray) -> np.ndarray:
+        ops = _ops_of(self.uty)
+        alpha_per_target = _to_numpy(alpha_per_target)
         projected = self.project(x_test)
-        out = np.empty((len(x_test), self.uty.shape[1]), dtype=self.uty.dtype)
+        out = ops.empty((len(x_test), self.uty.shape[1]), dtype=self.uty.dtype)
         for index in np.unique(alpha_per_target):
-            columns = np.flatnonzero(alpha_per_target == index)
+            columns = ops.index(np.flatnonzero(alpha_per_target == index))
             out[:, columns] = self.predict(x_test, float(alphas[index]), columns, projected)
         return out
 
@@ -112,26 +229,29 @@ class RidgeSVD:
 def ridge_cv(x: np.ndarray, y: np.ndarray, alphas, inner_folds) -> tuple[np.ndarray, np.ndarray]:
     """Choose a penalty per target by inner CV (pooled squared error); return (alpha index per target,
     pooled inner predictions at the chosen penalties)."""
+    ops = _ops_of(y)
     alphas = np.asarray(alphas, dtype=float)
-    sse = np.zeros((len(alphas), y.shape[1]))
+    sse = ops.zeros((len(alphas), y.shape[1]))
     solvers = []
     for train, test in inner_folds:
+        train, test = ops.index(train), ops.index(test)
         solver = RidgeSVD(x[train], y[train])
         solvers.append((solver, test))
         projected = solver.project(x[test])
         for a, alpha in enumerate(alphas):
             residual = solver.predict(x[test], alpha, projected=projected) - y[test]
             sse[a] += (residual**2).sum(0)
-    best = sse.argmin(0)
-    pooled = np.empty_like(y)
+    best = _to_numpy(sse).argmin(0)
+    pooled = ops.empty(y.shape, dtype=y.dtype)
     for solver, test in solvers:
-        pooled[test] = solver.predict_per_target(x[test], alphas, best)
+        pooled[test] = ops.asarray(solver.predict_per_target(x[test], alphas, best), y.dtype)
     return best, pooled
 
 
 def ols_fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:
     """sklearn LinearRegression's prediction (intercept, minimum-norm least squares) from the centred SVD."""
-    x_train, y_train, x_test = (np.asarray(a, dtype=np.float64) for a in (x_train, y_train, x_test))
+    ops = _ops_of(x_train)
+    x_train, y_train, x_test = (ops.asarray(a, dtype=np.float64) for a in (x_train, y_train, x_test))
     x_mean, y_mean = x_train.mean(0), y_train.mean(0)
     s, vt, uty = spectrum(x_train - x_mean, y_train - y_mean)
     projected = (x_test - x_mean) @ vt.T
@@ -171,34 +291,72 @@ def shuffle_splits(n: int):
 
 
 # ----------------------------------------------------------------------------------------------- protocols
-def _median(r: np.ndarray) -> float:
+def _median(r) -> float:
+    r = _to_numpy(r)  # torch's median of an even count is the lower middle value, not numpy's mean of the two
     return float(np.nanmedian(r)) if np.isfinite(r).any() else float("nan")
 
 
-def _bootstrap(pairs, n_bootstrap: int, seed: int) -> tuple[float, float]:
-    """95% percentile CI of the protocol's score, resampling stimuli within each test fold."""
+def _resampled_pearson(counts, a, b):
+    """Pearson r between matching columns of a and b (centred) in every resample at once.
+
+    Row i of ``counts`` (resamples x samples) counts how often each sample was drawn; the r of that resample is
+    the count-weighted r, so five matrix products replace one copy and one correlation per resample. Columns
+    constant within a resample (or throughout) get NaN."""
+    ops = _ops_of(a)
+    n = float(a.shape[0])  # each row of counts sums to n
+    sum_a, sum_b = counts @ a, counts @ b
+    square_a, square_b = counts @ (a * a), counts @ (b * b)
+    var_a = square_a - sum_a * sum_a / n
+    var_b = square_b - sum_b * sum_b / n
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (counts @ (a * b) - sum_a * sum_b / n) / ops.sqrt(ops.clip_negative(var_a * var_b))
+    r[(var_a <= 1e-10 * square_a) | (var_b <= 1e-10 * square_b)] = np.nan  # zero up to rounding
+    return r
+
+
+def _bootstrap(pairs, n_bootstrap: int, seed: int, chunk_elements: int = 2_000_000) -> tuple[float, float]:
+    """95% percentile CI of the protocol's score, resampling stimuli within each test fold.
+
+    The draws are those of resampling each fold in turn, resample after resample; the correlations of up to
+    ``chunk_elements / neuroids`` resamples are computed together (:func:`_resampled_pearson`)."""
     if n_bootstrap <= 0:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    values = np.empty(n_bootstrap)
+    counts = [np.empty((n_bootstrap, len(actual))) for _, actual in pairs]
     for b in range(n_bootstrap):
-        scores = []
-        for predicted, actual in pairs:
-            index = rng.integers(0, len(actual), len(actual))
-            scores.append(_median(pearson_columns(predicted[index], actual[index])))
-        values[b] = np.nanmean(scores)
+        for k, (_, actual) in enumerate(pairs):
+            counts[k][b] = np.bincount(rng.integers(0, len(actual), len(actual)), minlength=len(actual))
+    medians = np.empty((n_bootstrap, len(pairs)))
+    for k, (predicted, actual) in enumerate(pairs):
+        ops = _ops_of(actual)
+        a, b = (ops.asarray(v, np.float64) for v in (predicted, actual))
+        a, b = a - a.mean(0), b - b.mean(0)
+        step = max(1, chunk_elements // a.shape[1])
+        for start in range(0, n_bootstrap, step):
+            r = _to_numpy(_resampled_pearson(ops.asarray(counts[k][start:start + step]), a, b))
+            if not np.isnan(r).any():
+                medians[start:start + step, k] = np.median(r, axis=1)  # vectorised; nanmedian goes row by row
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN resamples give NaN, as _median does
+                medians[start:start + step, k] = np.nanmedian(r, axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        values = np.nanmean(medians, axis=1)
     low, high = np.nanpercentile(values, [2.5, 97.5])
     return float(low), float(high)
 
 
 def cross_validated_score(x: np.ndarray, y: np.ndarray, groups=None, protocol: str = "ridge-grouped",
                           options: dict | None = None, folds=None) -> dict:
-    """Score one feature matrix against responses (samples x neuroids) under a protocol."""
+    """Score one feature matrix against responses (samples x neuroids) under a protocol, on the back end that
+    ``options["backend"]`` names (numpy or torch, ``options["device"]``)."""
     options = dict(options or {})
     seed = int(options.get("seed", 0))
     dtype = np.dtype(options.get("dtype", "float32"))
-    x = np.asarray(x, dtype=dtype)
-    y = np.asarray(y, dtype=dtype)
+    ops = backend_ops(options)
+    x = ops.asarray(x, dtype=dtype)
+    y = ops.asarray(y, dtype=dtype)
     alphas = np.asarray(options.get("alphas") or DEFAULT_ALPHAS, dtype=float)
     n = len(x)
     groups = np.arange(n) if groups is None else np.asarray(groups)
@@ -207,26 +365,29 @@ def cross_validated_score(x: np.ndarray, y: np.ndarray, groups=None, protocol: s
     elif folds is None:
         folds = grouped_folds(groups, int(options.get("n_folds", 5)), seed)
     fold_scores, inner_scores, pairs, neuroid_r = [], [], [], []
-    for k, (train, test) in enumerate(folds):
+    for k, (train_index, test_index) in enumerate(folds):
+        train, test = ops.index(train_index), ops.index(test_index)
         if protocol == "brainscore-2023":
             predicted = ols_fit_predict(x[train], y[train], x[test])
             actual = y[test]
-            inner = grouped_folds(np.arange(len(train)), 3, seed + k)  # training-only score for nested layer choice
-            pooled = np.empty_like(y[train])
+            inner = grouped_folds(np.arange(len(train_index)), 3, seed + k)  # training-only score for nested layer choice
+            x_train, y_train = x[train], y[train]
+            pooled = ops.empty(y_train.shape, dtype=y.dtype)
             for inner_train, inner_test in inner:
-                pooled[inner_test] = ols_fit_predict(x[train][inner_train], y[train][inner_train], x[train][inner_test])
-            inner_scores.append(_median(pearson_columns(pooled, y[train])))
+                inner_train, inner_test = ops.index(inner_train), ops.index(inner_test)
+                pooled[inner_test] = ops.asarray(ols_fit_predict(x_train[inner_train], y_train[inner_train], x_train[inner_test]), y.dtype)
+            inner_scores.append(_median(pearson_columns(pooled, y_train)))
         elif protocol == "ridge-grouped":
             x_train, x_test = _standardise(x[train], x[test])
             y_train, actual = _standardise(y[train], y[test])
-            inner = (grouped_folds(groups[train], int(options.get("inner_folds", 5)), seed + k)
-                     if options.get("inner_blocks") is None else block_folds(len(train), int(options["inner_blocks"]), int(options.get("gap", 0))))
+            inner = (grouped_folds(groups[train_index], int(options.get("inner_folds", 5)), seed + k)
+                     if options.get("inner_blocks") is None else block_folds(len(train_index), int(options["inner_blocks"]), int(options.get("gap", 0))))
             best, pooled = ridge_cv(x_train, y_train, alphas, inner)
             inner_scores.append(_median(pearson_columns(pooled, y_train)))
             predicted = RidgeSVD(x_train, y_train).predict_per_target(x_test, alphas, best)
         else:
             raise BrainalignError(f"unknown encoding protocol {protocol!r} (expected one of {', '.join(PROTOCOLS)})")
-        r = pearson_columns(predicted, actual)
+        r = _to_numpy(pearson_columns(predicted, actual))
         neuroid_r.append(r)
         fold_scores.append(_median(r))
         pairs.append((predicted, actual))
