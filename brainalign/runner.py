@@ -27,6 +27,9 @@ def run_rule(snakemake, step: Callable) -> None:
     threads = max(1, int(getattr(snakemake, "threads", 1) or 1))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logger.info("rule %s wildcards %s threads %d", snakemake.rule, dict(snakemake.wildcards.items()), threads)
+    # the rule's thread budget for libraries imported later (torch reads OMP_NUM_THREADS when it starts; without
+    # it, two 2-thread jobs sharing 2 cores would each start one torch thread per core)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(threads)
     start = time.perf_counter()
