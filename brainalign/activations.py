@@ -509,6 +509,25 @@ def _remove_stale_temporaries(out_path: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
+def write_shard(out_path, names: list[str], arrays: dict, stimulus_ids: list[str], attrs: dict,
+                storage_dtype: str = "float32") -> None:
+    """Write ``/layers/<module>`` (one chunk per layer, so a layer reads in one pass) + ``/stimulus_ids``, atomically.
+
+    ``attrs`` (model id, revision, dtype, context mode, ...) become file attributes, with the storage dtype, the
+    layer order and the code version added.
+    """
+    storage = np.dtype(storage_dtype)
+    with atomic_path(Path(out_path), suffix=".h5") as tmp:
+        with h5py.File(tmp, "w", track_order=True) as handle:
+            group = handle.create_group("layers", track_order=True)
+            for name in names:
+                values = arrays[name].astype(storage)
+                group.create_dataset(name, data=values, chunks=values.shape, track_times=False)
+            handle.create_dataset("stimulus_ids", data=np.array(stimulus_ids, dtype=h5py.string_dtype()), track_times=False)
+            handle.attrs.update({**attrs, "storage_dtype": storage.name, "code_version": __version__,
+                                 "layer_names": json.dumps(names)})
+
+
 def extract_to_shard(spec: dict, model_dir, dataset_dir, out_path, options: dict | None = None) -> None:
     """Step of rule extract_activations: write ``/layers/<module>`` for every layer, atomically.
 
@@ -547,22 +566,15 @@ def extract_to_shard(spec: dict, model_dir, dataset_dir, out_path, options: dict
         bad = _nonfinite_layers(arrays)
     if bad:
         raise BrainalignError(f"model {spec['name']}: non-finite activations (NaN/inf) in layers {bad[:3]}")
-    storage = np.dtype(options.get("storage_dtype", "float32"))
-    with atomic_path(out_path, suffix=".h5") as tmp:
-        with h5py.File(tmp, "w", track_order=True) as handle:
-            group = handle.create_group("layers", track_order=True)
-            for name in names:
-                values = arrays[name].astype(storage)
-                group.create_dataset(name, data=values, chunks=values.shape, track_times=False)
-            handle.create_dataset("stimulus_ids", data=np.array(dataset.stimuli["stimulus_id"].astype(str).tolist(), dtype=h5py.string_dtype()), track_times=False)
-            info = loaded.info
-            handle.attrs.update({
-                "model": spec["name"], "model_id": info["model_id"], "revision": info["revision"], "source": info["source"],
-                "quantization": info["quantization"], "dtype": info["dtype"], "storage_dtype": storage.name,
-                "context_mode": options.get("context_mode") or context_mode_for(dataset.meta, options),
-                "readout": options.get("readout", "last"), "code_version": __version__, "layer_names": json.dumps(names),
-                "dataset": dataset.meta.get("name", ""),
-            })
+    info = loaded.info
+    attrs = {
+        "model": spec["name"], "model_id": info["model_id"], "revision": info["revision"], "source": info["source"],
+        "quantization": info["quantization"], "dtype": info["dtype"],
+        "context_mode": options.get("context_mode") or context_mode_for(dataset.meta, options),
+        "readout": options.get("readout", "last"), "dataset": dataset.meta.get("name", ""),
+    }
+    write_shard(out_path, names, arrays, dataset.stimuli["stimulus_id"].astype(str).tolist(), attrs,
+                options.get("storage_dtype", "float32"))
     if partial.exists():
         shutil.rmtree(partial, ignore_errors=True)
     log.info("wrote %d layers x %d stimuli to %s", len(names), len(dataset.stimuli), out_path)

@@ -248,6 +248,41 @@ def ridge_cv(x: np.ndarray, y: np.ndarray, alphas, inner_folds) -> tuple[np.ndar
     return best, pooled
 
 
+def ridge_loo(x: np.ndarray, y: np.ndarray, alphas) -> tuple[np.ndarray, np.ndarray, RidgeSVD]:
+    """Choose a penalty per target by exact leave-one-out CV from ONE decomposition (what sklearn's RidgeCV does
+    with ``cv=None``); return (alpha index per target, leave-one-out predictions at the chosen penalties, and the
+    fitted :class:`RidgeSVD` on all of x, y, whose decomposition the leave-one-out reused).
+
+    With an intercept, the hat matrix is 11'/n + U diag(s^2/(s^2+alpha)) U' (U, s of the centred features), and
+    each sample's leave-one-out residual is its fitted residual / (1 - h_ii): no refits. About five times cheaper
+    than 5-fold CV plus a refit, and the same folds as sklearn, but only honest when samples are independent: with
+    passages or stories, leaving one sentence out keeps its neighbours in training (grouped inner folds there).
+    """
+    ops = _ops_of(y)
+    alphas = np.asarray(alphas, dtype=float)
+    # float64 from the start: with features > samples and small penalties, 1 - h_ii is tiny and amplifies rounding
+    solver = RidgeSVD(ops.asarray(x, dtype=np.float64), y)
+    s, uty = solver.s, solver.uty
+    u = solver.project(ops.asarray(x, dtype=np.float64)) / s  # n x k left singular vectors of the centred features
+    y64 = ops.asarray(y, dtype=np.float64)
+    y_centred = y64 - y64.mean(0)
+    u_squared = u**2
+    best_sse, best = None, np.zeros(y.shape[1], dtype=int)
+    loo = ops.empty(y.shape, dtype=np.float64)
+    for a, alpha in enumerate(alphas):
+        shrink = s**2 / (s**2 + alpha)
+        leverage = 1.0 / len(x) + u_squared @ shrink
+        residual = (y_centred - u @ (shrink[:, None] * uty)) / (1.0 - leverage)[:, None]
+        sse = _to_numpy((residual**2).sum(0))
+        better = np.ones(len(sse), dtype=bool) if best_sse is None else sse < best_sse
+        if better.any():
+            best_sse = sse if best_sse is None else np.where(better, sse, best_sse)
+            best[better] = a
+            columns = ops.index(np.flatnonzero(better))
+            loo[:, columns] = y64[:, columns] - residual[:, columns]
+    return best, ops.asarray(loo, y.dtype), solver
+
+
 def ols_fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:
     """sklearn LinearRegression's prediction (intercept, minimum-norm least squares) from the centred SVD."""
     ops = _ops_of(x_train)
@@ -380,11 +415,15 @@ def cross_validated_score(x: np.ndarray, y: np.ndarray, groups=None, protocol: s
         elif protocol == "ridge-grouped":
             x_train, x_test = _standardise(x[train], x[test])
             y_train, actual = _standardise(y[train], y[test])
-            inner = (grouped_folds(groups[train_index], int(options.get("inner_folds", 5)), seed + k)
-                     if options.get("inner_blocks") is None else block_folds(len(train_index), int(options["inner_blocks"]), int(options.get("gap", 0))))
-            best, pooled = ridge_cv(x_train, y_train, alphas, inner)
+            if options.get("inner_cv") == "loo":
+                best, pooled, solver = ridge_loo(x_train, y_train, alphas)
+            else:
+                inner = (grouped_folds(groups[train_index], int(options.get("inner_folds", 5)), seed + k)
+                         if options.get("inner_blocks") is None else block_folds(len(train_index), int(options["inner_blocks"]), int(options.get("gap", 0))))
+                best, pooled = ridge_cv(x_train, y_train, alphas, inner)
+                solver = RidgeSVD(x_train, y_train)
             inner_scores.append(_median(pearson_columns(pooled, y_train)))
-            predicted = RidgeSVD(x_train, y_train).predict_per_target(x_test, alphas, best)
+            predicted = solver.predict_per_target(x_test, alphas, best)
         else:
             raise BrainalignError(f"unknown encoding protocol {protocol!r} (expected one of {', '.join(PROTOCOLS)})")
         r = _to_numpy(pearson_columns(predicted, actual))

@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from scipy.stats import pearsonr
-from sklearn.linear_model import LinearRegression, Ridge
+from sklearn.linear_model import LinearRegression, Ridge, RidgeCV
 from sklearn.model_selection import KFold, ShuffleSplit
 
 from brainalign.encoding import (RidgeSVD, block_folds, cross_validated_score, grouped_folds, ols_fit_predict,
-                                 pearson_columns, ridge_cv, score_layers_file)
+                                 pearson_columns, ridge_cv, ridge_loo, score_layers_file)
 
 
 @pytest.mark.parametrize("n, p", [(120, 30), (60, 200)])
@@ -36,6 +36,40 @@ def test_ridge_cv_chooses_alpha_per_target_like_sklearn():
         reference.append(alphas[int(np.argmin(errors))])
     np.testing.assert_allclose(alphas[best], reference, rtol=1e-12)
     assert len(set(reference)) > 1  # the targets really need different penalties
+
+
+@pytest.mark.parametrize("n, p", [(150, 20), (60, 200)])
+def test_ridge_loo_equals_sklearn_and_brute_force(n, p):
+    """One-decomposition leave-one-out = sklearn RidgeCV(alpha_per_target=True) (its GCV mode) and = refitting
+    sklearn Ridge without each sample (samples > features and features > samples)."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((n, p))
+    w = rng.standard_normal((p, 4)) * np.array([1.0, 0.3, 0.05, 0.0])
+    y = x @ w + rng.standard_normal((n, 4))
+    alphas = np.logspace(-2, 5, 8)
+    best, loo, solver = ridge_loo(x, y, alphas)
+    sklearn = RidgeCV(alphas=alphas, alpha_per_target=True).fit(x, y)
+    np.testing.assert_allclose(alphas[best], sklearn.alpha_, rtol=1e-12)
+    assert len(set(best.tolist())) > 1  # the targets really need different penalties
+    x_new = rng.standard_normal((10, p))
+    np.testing.assert_allclose(solver.predict_per_target(x_new, alphas, best), sklearn.predict(x_new), atol=1e-5)
+    for i in (0, n // 2, n - 1):
+        keep = np.arange(n) != i
+        for j in range(y.shape[1]):
+            refit = Ridge(alpha=alphas[best[j]]).fit(x[keep], y[keep, j]).predict(x[i:i + 1])[0]
+            assert abs(refit - loo[i, j]) < 1e-8
+
+
+def test_leave_one_out_inner_cv_recovers_planted_correlation():
+    rng = np.random.default_rng(12)
+    n, p, true_r = 2000, 40, 0.4
+    x = rng.standard_normal((n, p))
+    signal = x @ rng.standard_normal(p)
+    y = (signal / signal.std() + np.sqrt(1 / true_r**2 - 1) * rng.standard_normal(n))[:, None]
+    loo = cross_validated_score(x, y, options={"n_bootstrap": 0, "inner_cv": "loo"})
+    grouped = cross_validated_score(x, y, options={"n_bootstrap": 0})
+    assert abs(loo["score"] - true_r) < 0.02
+    assert abs(loo["score"] - grouped["score"]) < 0.005  # same outer folds; only the penalty search differs
 
 
 def test_brainscore_protocol_equals_slow_reference():

@@ -25,15 +25,18 @@ def _data(n, p, targets, seed):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("protocol", ["ridge-grouped", "brainscore-2023"])
+@pytest.mark.parametrize("protocol, inner_cv", [("ridge-grouped", "grouped"), ("ridge-grouped", "loo"), ("brainscore-2023", None)])
 @pytest.mark.parametrize("n, p", [(120, 40), (96, 250)])  # features below and above samples: both spectra
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_torch_equals_numpy(protocol, n, p, dtype, device):
+def test_torch_equals_numpy(protocol, inner_cv, n, p, dtype, device):
     x, y, groups = _data(n, p, 30, seed=n + p)
-    options = {"n_bootstrap": 20, "dtype": dtype, "seed": 3}
+    options = {"n_bootstrap": 20, "dtype": dtype, "seed": 3, "inner_cv": inner_cv}
     ours = cross_validated_score(x, y, groups, protocol, options)
     theirs = cross_validated_score(x, y, groups, protocol, {**options, "backend": "torch", "device": device})
     tolerance = 1e-5 if dtype == "float32" else 1e-10
+    if dtype == "float32" and inner_cv == "loo":
+        tolerance = 5e-5  # features > samples: leave-one-out errors divide by 1 - h_ii near 0, so float32 rounding of
+        # the z-scored inputs can tip a near-tied penalty choice (score itself moves by ~3e-6)
     for key in RESULT_KEYS:
         np.testing.assert_allclose(theirs[key], ours[key], atol=tolerance, err_msg=key)
     assert isinstance(theirs["score"], float) and isinstance(theirs["neuroid_r"], list)
