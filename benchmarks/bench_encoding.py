@@ -11,7 +11,7 @@
       RidgeCV(alpha_per_target=True) only supports its efficient leave-one-out (GCV) mode, so it is timed against
       our ``ridge_loo`` (exact leave-one-out from one decomposition, which the final fit reuses); himalaya RidgeCV
       gets KFold(5) folds, like our ``ridge_cv`` (5-fold inner CV, pooled squared error) + refit.
-  (c) layer sweep: 12 layers of 2000 x 768 against 1000 targets, ridge-grouped protocol (5 outer x 5 inner
+  (c) layer sweep: 48 layers of 2000 x 768 against 1000 targets, ridge-grouped protocol (5 outer x 5 inner
       grouped folds), total time; the cost of the default 1,000-resample bootstrap CI measured on one layer.
   (d) the 1,000-resample bootstrap CI alone on test folds shaped like (a) and (c): ours (count-weighted
       correlations, batched) vs the per-resample loop brainalign used before.
@@ -22,7 +22,7 @@ the same values. One BLAS/torch thread by default (see /work/shared/notes/benchm
 by side are what to read, absolute times move +-10% from run to run.
 
 Usage (results in benchmarks/results/encoding.md and .json):
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_encoding.py            # full, ~7.5 min on 2 shared vCPUs
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_encoding.py            # full, ~12 min on 2 shared vCPUs
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_encoding.py --quick    # ~1.5 min
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_encoding.py --backend torch --device cuda --name encoding-cuda
 """
@@ -163,10 +163,20 @@ def section_a(args, device):
     ours, t_ours = timed(lambda: cross_validated_score(x, y, protocol="brainscore-2023",
                                                        options=ours_options(args, n_bootstrap=0)), args.repeats, device)
     print(f"    ours {t_ours:.1f} s, score {ours['score']:.6f}", flush=True)
+    peak_mb = None
+    if args.backend == "numpy":  # numpy reports its buffers to tracemalloc; torch's allocator does not
+        import tracemalloc
+
+        tracemalloc.start()
+        cross_validated_score(x, y, protocol="brainscore-2023", options=ours_options(args, n_bootstrap=0))
+        peak_mb = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+        print(f"    ours: peak memory beyond the inputs {peak_mb:.0f} MB (inputs {(x.nbytes + y.nbytes) / 2**20:.0f} MB)", flush=True)
     x64, y64 = x.astype(np.float64), y[:, :n_ref].astype(np.float64)
     (ref_score, ref_r), t_ref = timed(lambda: paper_reference(x64, y64), args.repeats)
     print(f"    reference on {n_ref} neuroids {t_ref:.1f} s, score {ref_score:.6f}", flush=True)
     row = {"problem": f"{n} x {p} x {neuroids}", "ours_s": t_ours, "ours_score": ours["score"], "reference_neuroids": n_ref,
+           "ours_peak_mb_beyond_inputs": peak_mb, "inputs_mb": (x.nbytes + y.nbytes) / 2**20,
            "reference_s_measured": t_ref, "reference_score": ref_score}
     # agreement on the same neuroids: per-neuroid r (mean over splits) from our full run, and the protocol score
     # from our run on the reference's subset
@@ -281,7 +291,7 @@ def section_c(args, device):
     from brainalign.encoding import cross_validated_score
 
     n, p, targets = 2000, 768, 1000
-    n_layers = 3 if args.quick else 12
+    n_layers = 3 if args.quick else 48  # every layer of a 48-layer model (GPT-2 XL, LLaMA-33B-sized depth)
     rng = np.random.default_rng(3)
     z = rng.standard_normal((n, 32))
     signal = z @ rng.standard_normal((32, targets))
@@ -376,7 +386,10 @@ def markdown(info, results, args):
                   f"{a['ratio']:.1f}x | {a['ours_score']:.6f} | {a['reference_score']:.6f} | {a['abs_diff_score']:.1e} | "
                   f"{a['max_abs_diff_neuroid_r']:.1e} |", "",
                   f"- {scaled}.",
-                  "- Ours also computes the nested training-only score (3 more OLS fits per split), which the reference does not.", ""]
+                  "- Ours also computes the nested training-only score (3 more OLS fits per split), which the reference does not.",
+                  (f"- Peak memory of ours beyond its inputs ({a['inputs_mb']:.0f} MB): {a['ours_peak_mb_beyond_inputs']:.0f} MB "
+                   "(tracemalloc, which sees every numpy buffer; target < 4 GB)." if a.get("ours_peak_mb_beyond_inputs") is not None
+                   else "- Peak memory: measured with the numpy back end only."), ""]
     if "b" in results:
         lines += ["## (b) Ridge with a penalty per target (10 alphas 1e-2..1e7), 500 held-out samples", "",
                   "| problem | ours, leave-one-out (s) | sklearn RidgeCV, leave-one-out (s) | ratio | ours, 5-fold (s) | himalaya RidgeCV, 5-fold (s) | ratio | same alpha: sklearn / himalaya | max abs diff prediction where the alpha is the same: sklearn / himalaya | abs diff test score: sklearn / himalaya |",
