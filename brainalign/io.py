@@ -71,18 +71,23 @@ def _json_default(value):
 
 
 def software_versions() -> dict[str, str]:
-    """Versions of the libraries that can change a number, for logs and HDF5 attributes."""
+    """Versions of the libraries that can change a number, for logs and HDF5 attributes.
+
+    Read from the installed distributions' metadata, not by importing them: importing torch and transformers
+    costs seconds, and every one of the hundreds of small jobs of a run logs its versions.
+    """
+    from importlib import metadata
+
     from brainalign import __version__
 
     versions = {"brainalign": __version__, "python": platform.python_version()}
-    for name in ("numpy", "scipy", "sklearn", "pandas", "h5py", "torch", "transformers"):
-        module = sys.modules.get(name)
-        if module is None:
-            try:
-                module = __import__(name)
-            except ImportError:
-                continue
-        versions[name] = getattr(module, "__version__", "unknown")
+    distributions = {"numpy": "numpy", "scipy": "scipy", "sklearn": "scikit-learn", "pandas": "pandas",
+                     "h5py": "h5py", "torch": "torch", "transformers": "transformers"}
+    for name, distribution in distributions.items():
+        try:
+            versions[name] = metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            continue
     return versions
 
 

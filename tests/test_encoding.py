@@ -9,7 +9,7 @@ from sklearn.linear_model import LinearRegression, Ridge, RidgeCV
 from sklearn.model_selection import KFold, ShuffleSplit
 
 from brainalign.encoding import (RidgeSVD, block_folds, cross_validated_score, grouped_folds, ols_fit_predict,
-                                 pearson_columns, ridge_cv, ridge_loo, score_layers_file)
+                                 pearson_columns, ridge_cv, ridge_loo, score_layers_file, shuffle_splits)
 
 
 @pytest.mark.parametrize("n, p", [(120, 30), (60, 200)])
@@ -107,6 +107,23 @@ def test_grouped_folds_never_split_a_group_and_are_seeded():
     assert sorted(np.concatenate([t for _, t in folds]).tolist()) == list(range(len(groups)))
     again = grouped_folds(groups, 5, seed=7)
     assert all((a[1] == b[1]).all() for a, b in zip(folds, again))
+
+
+def test_folds_equal_sklearn_group_kfold_and_shuffle_split():
+    """Our fold generators are written out (no sklearn import per job) but must give sklearn's exact folds."""
+    from sklearn.model_selection import GroupKFold, ShuffleSplit
+
+    rng = np.random.default_rng(3)
+    for n_groups, n_folds, seed in ((30, 5, 7), (7, 5, 0), (96, 5, 11), (4, 10, 2)):
+        groups = rng.permutation(np.repeat([f"passage{g}" for g in range(n_groups)], rng.integers(1, 6)))
+        ours = grouped_folds(groups, n_folds, seed)
+        theirs = GroupKFold(min(n_folds, n_groups), shuffle=True, random_state=seed).split(groups, groups=groups)
+        for (train, test), (train_ref, test_ref) in zip(ours, theirs, strict=True):
+            assert train.tolist() == train_ref.tolist() and test.tolist() == test_ref.tolist()
+    for n in (10, 243, 384, 627, 1999, 2000):
+        theirs = ShuffleSplit(n_splits=10, train_size=0.9, random_state=1).split(np.zeros(n))
+        for (train, test), (train_ref, test_ref) in zip(shuffle_splits(n), theirs, strict=True):
+            assert train.tolist() == train_ref.tolist() and test.tolist() == test_ref.tolist()
 
 
 def test_block_folds_leave_a_gap():
