@@ -90,10 +90,33 @@ def check_semantics(config: dict, known_adapters: dict | None = None) -> None:
         if name in seen:
             raise ConfigError(f"config.datasets[{i}].name: duplicate dataset name {name!r}")
         seen[name] = i
+        if dataset.get("encoding"):
+            _check_encoding_override(config, i, dataset["encoding"])
         if known_adapters is not None and dataset["adapter"] not in known_adapters:
             raise ConfigError(
                 f"config.datasets[{i}].adapter: unknown adapter {dataset['adapter']!r} (known: {', '.join(sorted(known_adapters))})"
             )
+
+
+def _check_encoding_override(config: dict, index: int, override: dict) -> None:
+    """A dataset's ``encoding`` block: the top-level encoding keys only, with the values they allow."""
+    import jsonschema
+
+    schema = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["encoding"]
+    where = f"config.datasets[{index}].encoding"
+    unknown = sorted(set(override) - set(schema["properties"]))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed keys: {', '.join(sorted(schema['properties']))})")
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors({**config.get("encoding", {}), **override}))
+    if errors:
+        error = jsonschema.exceptions.best_match(errors)
+        raise ConfigError(f"{_field_path(error.absolute_path).replace('config', where, 1)}: {error.message}")
+
+
+def encoding_options(config: dict, dataset: str) -> dict:
+    """The encoding options for one dataset: the top-level ``encoding`` block, then the dataset's overrides."""
+    spec = dataset_specs(config)[dataset]
+    return {**config.get("encoding", {}), **(spec.get("encoding") or {})}
 
 
 def load_and_check(config: dict, known_adapters: dict | None = None) -> dict:

@@ -518,7 +518,8 @@ def fit_layer(features: np.ndarray, dataset, options: dict | None = None) -> dic
     y, names, excluded = responses_matrix(dataset)
     x, groups, overrides = layer_design(np.asarray(features, dtype=np.float64), dataset, options)
     result = {"n_samples": int(len(x)), "n_features": int(x.shape[1]), "n_neuroids": len(names), "neuroids": names,
-              "excluded_neuroids": excluded, "protocols": {}, **{k: v for k, v in overrides.items() if k != "blocks"}}
+              "excluded_neuroids": excluded, "protocols": {}, "options": dict(sorted(options.items())),
+              **{k: v for k, v in overrides.items() if k != "blocks"}}
     for protocol in options.get("protocols") or PROTOCOLS:
         folds, protocol_options = None, dict(options)
         if protocol == "ridge-grouped" and "blocks" in overrides:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from brainalign.config import ConfigError, load_and_check, models_table
+from brainalign.config import ConfigError, encoding_options, load_and_check, models_table
 
 REPO = Path(__file__).resolve().parents[1]
 ADAPTERS = {"tuckute2024": None, "pereira2018_averaged": None, "brennan2016": None, "naturalstories": None, "frank2013": None}
@@ -40,6 +40,8 @@ def test_default_config_is_valid_and_gets_defaults(default_config):
         (lambda c: c["models"][0].update(base_model="missing-model"), "config.models[0].base_model: model 'missing-model' is not in config.models"),
         (lambda c: c["datasets"][0].update(adapter="nosuch"), "config.datasets[0].adapter: unknown adapter 'nosuch'"),
         (lambda c: c["models"].append({"name": "x", "source": "hub", "kind": "decoder"}), "source 'hub' needs the key 'hf_id'"),
+        (lambda c: c["datasets"][0].update(encoding={"inner_cv": "jackknife"}), "config.datasets[0].encoding.inner_cv: 'jackknife' is not one of"),
+        (lambda c: c["datasets"][0].update(encoding={"n_fold": 3}), "config.datasets[0].encoding: unknown key 'n_fold' (allowed keys:"),
     ],
 )
 def test_bad_config_names_the_field(default_config, mutate, expected):
@@ -76,3 +78,13 @@ def test_snakemake_stops_before_any_job_on_bad_config(tmp_path, default_config):
     assert result.returncode != 0
     assert "config.models[1].kind: 'rnn' is not one of" in result.stdout + result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_dataset_encoding_overrides_apply_to_that_dataset_only(default_config):
+    default_config["encoding"] = {"n_folds": 4}
+    default_config["datasets"][0]["encoding"] = {"inner_cv": "loo", "n_bootstrap": 0}
+    config = load_and_check(default_config, ADAPTERS)
+    first, second = (d["name"] for d in config["datasets"][:2])
+    assert encoding_options(config, first)["inner_cv"] == "loo" and encoding_options(config, first)["n_folds"] == 4
+    assert encoding_options(config, first)["n_bootstrap"] == 0
+    assert encoding_options(config, second)["inner_cv"] == "grouped" and encoding_options(config, second)["n_bootstrap"] == 1000

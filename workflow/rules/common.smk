@@ -2,7 +2,7 @@
 
 import sys
 
-from brainalign.config import dataset_specs, load_and_check, model_specs
+from brainalign.config import dataset_specs, encoding_options, load_and_check, model_specs
 from brainalign.errors import BrainalignError
 
 
@@ -109,6 +109,17 @@ def stage_options(stage, **extra):
     options.setdefault("seed", SEED)
     options.update(extra)
     return options
+
+
+def dataset_encoding_options(wildcards):
+    """Encoding options for the job's dataset: the top-level block with the dataset's overrides."""
+    options = encoding_options(config, wildcards.dataset)
+    options.setdefault("seed", SEED)
+    return options
+
+
+def ceiling_options(wildcards):
+    return stage_options("ceiling", encoding=encoding_options(config, wildcards.dataset))
 
 
 def extraction_options(wildcards):

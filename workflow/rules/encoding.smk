@@ -8,7 +8,7 @@ rule compute_ceiling:
     output:
         "results/ceilings/{dataset}.json",
     params:
-        options=stage_options("ceiling", encoding=config["encoding"]),
+        options=ceiling_options,
     log:
         "logs/compute_ceiling/{dataset}.log",
     benchmark:
@@ -27,7 +27,7 @@ rule fit_encoding:
     output:
         "results/encoding/{model}/{dataset}/{layer}.json",
     params:
-        options=stage_options("encoding"),
+        options=dataset_encoding_options,
     log:
         "logs/fit_encoding/{model}/{dataset}/{layer}.log",
     benchmark:
@@ -49,7 +49,7 @@ rule score:
         "results/scores/{model}/{dataset}.csv",
     params:
         layer_names=layer_names_param,
-        options=stage_options("encoding"),
+        options=dataset_encoding_options,
     log:
         "logs/score/{model}/{dataset}.log",
     threads: 1
