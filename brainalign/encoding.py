@@ -2,7 +2,8 @@
 
 Two protocols, both reported:
   * ``ridge-grouped`` (the project's default): ridge regression, the penalty chosen per neuroid by inner
-    cross-validation on the training fold only, every penalty solved from one SVD per fold; folds group whole
+    cross-validation on the training fold only, every penalty solved from one tridiagonal reduction per fold
+    (numpy; one eigendecomposition per fold on torch); folds group whole
     passages/stories (or contiguous blocks of scans), so no context is shared between train and test;
     z-scoring uses training statistics only. Pearson r per neuroid on held-out data, median over neuroids,
     mean over folds.
@@ -226,26 +227,217 @@ class RidgeSVD:
         return out
 
 
-def ridge_cv(x: np.ndarray, y: np.ndarray, alphas, inner_folds) -> tuple[np.ndarray, np.ndarray]:
-    """Choose a penalty per target by inner CV (pooled squared error); return (alpha index per target,
-    pooled inner predictions at the chosen penalties)."""
+class ShiftedSystems:
+    """Solutions of (M + alpha I) Z = R for any penalty alpha from ONE tridiagonal reduction of symmetric M.
+
+    LAPACK's dsytrd writes M = Q T Q' (T tridiagonal, Q as Householder reflectors): a quarter of the work of an
+    eigendecomposition, because no eigenvectors are formed. Then (T + alpha I) z = Q'r costs O(k) per column and
+    penalty, and Q is applied as reflectors (dormqr) only to the few matrices that need it. When the caller knows
+    it needs at most two penalties (a final fit), a Cholesky factor per penalty is cheaper still (Q = I then).
+    """
+
+    CHOLESKY_MAX_PENALTIES = 2  # one Cholesky costs ~0.4 of the reduction (1024 x 1024, one BLAS thread)
+
+    def __init__(self, m: np.ndarray, r: np.ndarray, penalties=None):
+        from scipy.linalg import lapack
+
+        self._lapack = lapack
+        m = np.asarray(m, dtype=np.float64)
+        self.vectors, self.factors = None, None
+        if penalties is not None and len(penalties) <= self.CHOLESKY_MAX_PENALTIES:
+            self.factors = self._cholesky_factors(m, penalties)
+        if self.factors is not None:
+            self.qt_r = np.asarray(r, dtype=np.float64)
+            return
+        k = len(m)
+        lwork = max(1, int(lapack.dsytrd_lwork(k, lower=1)[0]))
+        reduced, self.diagonal, self.off_diagonal, self.tau, info = lapack.dsytrd(m, lower=1, lwork=lwork, overwrite_a=1)
+        if info != 0:
+            raise BrainalignError(f"tridiagonal reduction failed (LAPACK dsytrd info={info}) on a {k} x {k} matrix")
+        # Q = 1 (+) the reflectors stored below T's subdiagonal: the layout of a QR factorisation, which is how
+        # LAPACK's own dormtr applies a lower-triangle reduction; copied once so dormqr never copies it again
+        self.vectors = np.asfortranarray(reduced[1:, :-1])
+        self.qt_r = self.apply_q(r, transpose=True)
+
+    def _cholesky_factors(self, m: np.ndarray, penalties) -> dict | None:
+        factors = {}
+        for alpha in penalties:
+            factor, info = self._lapack.dpotrf(m + float(alpha) * np.eye(len(m)), lower=1, clean=0)
+            if info != 0:
+                return None  # not numerically positive definite at this penalty: the reduction handles it
+            factors[float(alpha)] = factor
+        return factors
+
+    def apply_q(self, c: np.ndarray, transpose: bool = False) -> np.ndarray:
+        """Q c (or Q' c) for a k x n matrix c."""
+        c = np.array(c, dtype=np.float64, order="F")
+        if self.vectors is not None and len(c) > 1 and c.shape[1] > 0:
+            trans = "T" if transpose else "N"
+            rows = np.asfortranarray(c[1:])
+            lwork = max(1, int(self._lapack.dormqr("L", trans, self.vectors, self.tau, rows, -1)[1][0]))
+            c[1:], _, info = self._lapack.dormqr("L", trans, self.vectors, self.tau, rows, lwork, overwrite_c=1)
+            if info != 0:
+                raise BrainalignError(f"applying the tridiagonal reduction's reflectors failed (LAPACK dormqr info={info})")
+        return c
+
+    def solve(self, alpha: float, columns=slice(None)) -> np.ndarray:
+        """z = (T + alpha I)^-1 Q'r for the chosen columns of r: Q z solves the original system."""
+        rhs = self.qt_r[:, columns]
+        if self.factors is not None:
+            z, info = self._lapack.dpotrs(self.factors[float(alpha)], rhs, lower=1)
+            if info != 0:
+                raise BrainalignError(f"Cholesky solve failed (LAPACK dpotrs info={info}) at penalty {alpha:g}")
+            return z
+        _, _, z, info = self._lapack.dptsv(self.diagonal + alpha, self.off_diagonal, rhs)
+        if info != 0:  # not numerically positive definite (a tiny penalty on a singular M): pivoted LU instead
+            _, _, _, z, info = self._lapack.dgtsv(self.off_diagonal, self.diagonal + alpha, self.off_diagonal, rhs)
+            if info != 0:
+                raise BrainalignError(f"ridge system is singular at penalty {alpha:g}: use larger encoding.alphas")
+        return z
+
+
+class RidgeTridiagonal:
+    """Ridge predictions for many penalties from one tridiagonal reduction of the centred Gram matrix X'X
+    (features <= samples) or kernel XX' (features > samples): prediction(alpha) = P (M + alpha I)^-1 R + mean(y)
+    with P = x_test - mean (R = X'Y) or (x_test - mean) X' (R = Y). Same predictions as :class:`RidgeSVD`, from
+    about a third of its work; numpy only (torch has no tridiagonal reduction), alpha > 0 only (OLS needs the SVD).
+    """
+
+    def __init__(self, m: np.ndarray, r: np.ndarray, x_mean: np.ndarray, y_mean: np.ndarray,
+                 x_train_centred: np.ndarray | None = None, penalties=None):
+        self.systems = ShiftedSystems(m, r, penalties)
+        self.x_mean, self.y_mean = x_mean, y_mean
+        self.x_train_centred = x_train_centred  # dual form only
+
+    def _mapped(self, x_test: np.ndarray) -> np.ndarray:
+        centred = np.asarray(x_test, dtype=np.float64) - self.x_mean
+        return centred if self.x_train_centred is None else centred @ self.x_train_centred.T
+
+    def predictions(self, x_test: np.ndarray, alpha_columns) -> list[np.ndarray]:
+        """Predictions of x_test for each (alpha, columns) pair. Whichever is cheaper: take the test rows into
+        T's basis once (many columns), or take all the penalties' coefficient vectors out of it at once (few)."""
+        mapped = self._mapped(x_test)
+        solutions = [self.systems.solve(alpha, columns) for alpha, columns in alpha_columns]
+        y_means = [self.y_mean[columns] for _, columns in alpha_columns]
+        widths = [z.shape[1] for z in solutions]
+        if len(mapped) < sum(widths):
+            projected = self.systems.apply_q(mapped.T, transpose=True).T
+            return [projected @ z + y_mean for z, y_mean in zip(solutions, y_means)]
+        coefficients = np.split(self.systems.apply_q(np.hstack(solutions)), np.cumsum(widths)[:-1], axis=1)
+        return [mapped @ c + y_mean for c, y_mean in zip(coefficients, y_means)]
+
+    def predict_per_target(self, x_test: np.ndarray, alphas: np.ndarray, alpha_per_target: np.ndarray) -> np.ndarray:
+        alpha_per_target = np.asarray(alpha_per_target)
+        groups = [(float(alphas[index]), np.flatnonzero(alpha_per_target == index)) for index in np.unique(alpha_per_target)]
+        out = np.empty((len(x_test), len(self.y_mean)))
+        for (_, columns), predicted in zip(groups, self.predictions(x_test, groups)):
+            out[:, columns] = predicted
+        return out
+
+
+class FoldCrossProducts:
+    """The cross-products of one (x, y) problem and its folds, computed once and shared by all of them.
+
+    Features <= training samples: a fold's centred Gram matrix X'X is the whole problem's minus its left-out rows'
+    part, minus a rank-one correction for the training mean; when the left-out rows partition the samples (K-fold),
+    the whole is the sum of the parts, so all K + 1 Gram matrices cost one product over the samples (the parts are
+    kept while they fit in ``PARTS_BUDGET_BYTES``). Otherwise a fold's kernel XX' is a block of the whole kernel,
+    double-centred. Only the reductions are per fold.
+    """
+
+    PARTS_BUDGET_BYTES = 512 * 2**20
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, folds):
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+        self.x_mean, self.y_mean = x.mean(0), y.mean(0)
+        self.x, self.y = x - self.x_mean, y - self.y_mean  # centring first keeps the subtractions below exact
+        self.folds = [np.asarray(train) for train, _ in folds]
+        n, p = x.shape
+        self.primal = p <= min([n] + [len(train) for train in self.folds])
+        self._kernel, self._left_out, self._whole = None, [None] * len(self.folds), None
+        if self.primal and len(self.folds) * p * (p + y.shape[1]) * 8 <= self.PARTS_BUDGET_BYTES:
+            left_out = [np.setdiff1d(np.arange(n), train) for train in self.folds]
+            self._left_out = [self._products(out) if len(out) < len(train) else None for out, train in zip(left_out, self.folds)]
+            everything = np.concatenate(left_out) if left_out else np.arange(0)
+            if all(part is not None for part in self._left_out) and len(everything) == n and len(np.unique(everything)) == n:
+                self._whole = tuple(sum(parts) for parts in zip(*self._left_out))
+
+    def _products(self, rows) -> tuple:
+        x, y = self.x[rows], self.y[rows]
+        return x.T @ x, x.T @ y, x.sum(0), y.sum(0)
+
+    def _whole_products(self) -> tuple:
+        if self._whole is None:
+            self._whole = self._products(slice(None))
+        return self._whole
+
+    def ridge_fold(self, k: int) -> RidgeTridiagonal:
+        """The ridge solver fitted on fold k's training rows."""
+        train = self.folds[k]
+        if not self.primal:
+            return self._ridge_dual(train)
+        left_out = np.setdiff1d(np.arange(len(self.x)), train)
+        if len(left_out) >= len(train):
+            return self._ridge_primal(self._products(train), len(train))
+        out = self._left_out[k] if self._left_out[k] is not None else self._products(left_out)
+        return self._ridge_primal(tuple(w - o for w, o in zip(self._whole_products(), out)), len(train))
+
+    def ridge_all(self, penalties=None) -> RidgeTridiagonal:
+        """The ridge solver fitted on every row (``penalties``: the only ones it will be asked for, if known)."""
+        if self.x.shape[1] > len(self.x):
+            return self._ridge_dual(np.arange(len(self.x)), penalties)
+        return self._ridge_primal(self._whole_products(), len(self.x), penalties)
+
+    def _ridge_primal(self, products: tuple, n_train: int, penalties=None) -> RidgeTridiagonal:
+        gram, xty, x_sum, y_sum = products
+        x_mean, y_mean = x_sum / n_train, y_sum / n_train
+        gram = gram - n_train * np.outer(x_mean, x_mean)
+        xty = xty - n_train * np.outer(x_mean, y_mean)
+        return RidgeTridiagonal(gram, xty, self.x_mean + x_mean, self.y_mean + y_mean, penalties=penalties)
+
+    def _ridge_dual(self, train: np.ndarray, penalties=None) -> RidgeTridiagonal:
+        if self._kernel is None:
+            self._kernel = self.x @ self.x.T
+        x_train, y_train = self.x[train], self.y[train]
+        x_mean, y_mean = x_train.mean(0), y_train.mean(0)
+        kernel = self._kernel[np.ix_(train, train)]
+        row_means = kernel.mean(0)
+        kernel += row_means.mean() - row_means[:, None] - row_means[None, :]
+        return RidgeTridiagonal(kernel, y_train - y_mean, self.x_mean + x_mean, self.y_mean + y_mean,
+                                x_train_centred=x_train - x_mean, penalties=penalties)
+
+
+def ridge_cv(x: np.ndarray, y: np.ndarray, alphas, inner_folds):
+    """Choose a penalty per target by inner CV (pooled squared error); return (alpha index per target, pooled
+    inner predictions at the chosen penalties, the solver fitted on all of x, y).
+
+    numpy: each fold is one tridiagonal reduction of a Gram/kernel matrix cut from cross-products shared by all
+    folds (:class:`FoldCrossProducts`); torch: one eigendecomposition per fold (:class:`RidgeSVD`). Same choices.
+    """
     ops = _ops_of(y)
     alphas = np.asarray(alphas, dtype=float)
     sse = ops.zeros((len(alphas), y.shape[1]))
+    shared = FoldCrossProducts(x, y, inner_folds) if ops is _NUMPY else None
     solvers = []
-    for train, test in inner_folds:
-        train, test = ops.index(train), ops.index(test)
-        solver = RidgeSVD(x[train], y[train])
+    for k, (train, test) in enumerate(inner_folds):
+        if shared is not None:
+            solver = shared.ridge_fold(k)
+            fold_predictions = solver.predictions(x[test], [(alpha, slice(None)) for alpha in alphas])
+        else:
+            train, test = ops.index(train), ops.index(test)
+            solver = RidgeSVD(x[train], y[train])
+            projected = solver.project(x[test])
+            fold_predictions = (solver.predict(x[test], alpha, projected=projected) for alpha in alphas)
         solvers.append((solver, test))
-        projected = solver.project(x[test])
-        for a, alpha in enumerate(alphas):
-            residual = solver.predict(x[test], alpha, projected=projected) - y[test]
-            sse[a] += (residual**2).sum(0)
+        for a, predicted in enumerate(fold_predictions):
+            sse[a] += ((predicted - y[test]) ** 2).sum(0)
     best = _to_numpy(sse).argmin(0)
     pooled = ops.empty(y.shape, dtype=y.dtype)
     for solver, test in solvers:
         pooled[test] = ops.asarray(solver.predict_per_target(x[test], alphas, best), y.dtype)
-    return best, pooled
+    final = shared.ridge_all(alphas[np.unique(best)]) if shared is not None else RidgeSVD(x, y)
+    return best, pooled, final
 
 
 def ridge_loo(x: np.ndarray, y: np.ndarray, alphas) -> tuple[np.ndarray, np.ndarray, RidgeSVD]:
@@ -433,8 +625,7 @@ def cross_validated_score(x: np.ndarray, y: np.ndarray, groups=None, protocol: s
             else:
                 inner = (grouped_folds(groups[train_index], int(options.get("inner_folds", 5)), seed + k)
                          if options.get("inner_blocks") is None else block_folds(len(train_index), int(options["inner_blocks"]), int(options.get("gap", 0))))
-                best, pooled = ridge_cv(x_train, y_train, alphas, inner)
-                solver = RidgeSVD(x_train, y_train)
+                best, pooled, solver = ridge_cv(x_train, y_train, alphas, inner)
             inner_scores.append(_median(pearson_columns(pooled, y_train)))
             predicted = solver.predict_per_target(x_test, alphas, best)
         else:

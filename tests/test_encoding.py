@@ -8,8 +8,9 @@ from scipy.stats import pearsonr
 from sklearn.linear_model import LinearRegression, Ridge, RidgeCV
 from sklearn.model_selection import KFold, ShuffleSplit
 
-from brainalign.encoding import (RidgeSVD, block_folds, cross_validated_score, grouped_folds, ols_fit_predict,
-                                 pearson_columns, ridge_cv, ridge_loo, score_layers_file, shuffle_splits)
+from brainalign.encoding import (FoldCrossProducts, RidgeSVD, ShiftedSystems, block_folds, cross_validated_score,
+                                 grouped_folds, ols_fit_predict, pearson_columns, ridge_cv, ridge_loo, score_layers_file,
+                                 shuffle_splits)
 
 
 @pytest.mark.parametrize("n, p", [(120, 30), (60, 200)])
@@ -29,13 +30,60 @@ def test_ridge_cv_chooses_alpha_per_target_like_sklearn():
     y = x @ w + rng.standard_normal((150, 3))
     alphas = np.logspace(-2, 4, 7)
     folds = list(KFold(5).split(x))
-    best, _ = ridge_cv(x, y, alphas, folds)
+    best, _, _ = ridge_cv(x, y, alphas, folds)
     reference = []
     for j in range(y.shape[1]):  # slow reference: sklearn Ridge refitted per fold, penalty and target
         errors = [sum(((Ridge(alpha=a).fit(x[tr], y[tr, j]).predict(x[te]) - y[te, j]) ** 2).sum() for tr, te in folds) for a in alphas]
         reference.append(alphas[int(np.argmin(errors))])
     np.testing.assert_allclose(alphas[best], reference, rtol=1e-12)
     assert len(set(reference)) > 1  # the targets really need different penalties
+
+
+@pytest.mark.parametrize("n, p, fold_kind", [
+    (150, 20, "kfold"),  # Gram matrices: the whole one is the sum of the left-out parts
+    (150, 20, "gap"),  # Gram matrices: left-out rows (test + gap) are not a partition
+    (150, 20, "small-train"),  # Gram matrices: fewer training than left-out rows, products of the training rows
+    (150, 20, "kfold-over-budget"),  # Gram matrices: left-out parts too big to keep, computed per fold
+    (60, 200, "kfold"),  # kernels (features > samples)
+    (150, 130, "kfold"),  # kernels in the folds (120 training rows), the Gram matrix for the final fit
+])
+def test_tridiagonal_ridge_on_shared_cross_products_equals_sklearn(n, p, fold_kind, monkeypatch):
+    """Every fold's solver (cut from shared cross-products, one tridiagonal reduction) and the final fit predict
+    what sklearn Ridge fitted on that fold's training rows predicts, for every penalty; so does the Cholesky refit."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((n, p)) + rng.standard_normal(p) * 3  # off-centre features: the intercept matters
+    y = x @ rng.standard_normal((p, 3)) + rng.standard_normal((n, 3)) + 10.0
+    x_new = rng.standard_normal((9, p))
+    if fold_kind == "kfold-over-budget":
+        monkeypatch.setattr(FoldCrossProducts, "PARTS_BUDGET_BYTES", 0)
+    folds = {"kfold": list(KFold(5).split(x)), "kfold-over-budget": list(KFold(5).split(x)), "gap": block_folds(n, 5, gap=4),
+             "small-train": [(np.arange(k * 10, k * 10 + 40), np.setdiff1d(np.arange(n), np.arange(k * 10, k * 10 + 40)))
+                             for k in range(3)]}[fold_kind]
+    shared = FoldCrossProducts(x, y, folds)
+    alphas = (0.01, 1.0, 100.0, 1e5)
+    for k, (train, _) in enumerate(folds):
+        solver = shared.ridge_fold(k)
+        for alpha, predicted in zip(alphas, solver.predictions(x_new, [(alpha, slice(None)) for alpha in alphas])):
+            np.testing.assert_allclose(predicted, Ridge(alpha=alpha).fit(x[train], y[train]).predict(x_new), atol=1e-8)
+    chosen = np.array([0, 2, 2])
+    for penalties in (None, np.asarray(alphas)[np.unique(chosen)]):  # tridiagonal / one Cholesky per penalty
+        final = shared.ridge_all(penalties)
+        expected = np.column_stack([Ridge(alpha=alphas[c]).fit(x, y[:, j]).predict(x_new) for j, c in enumerate(chosen)])
+        np.testing.assert_allclose(final.predict_per_target(x_new, np.asarray(alphas), chosen), expected, atol=1e-8)
+    assert (final.systems.factors is not None) == (len(np.unique(chosen)) <= ShiftedSystems.CHOLESKY_MAX_PENALTIES)
+
+
+def test_shifted_systems_fall_back_when_not_positive_definite():
+    """M + alpha I indefinite (no ridge problem makes one, but rounding can on a singular Gram matrix with a tiny
+    penalty): the pivoted tridiagonal solve and the reduction take over from the positive-definite paths."""
+    rng = np.random.default_rng(6)
+    q, _ = np.linalg.qr(rng.standard_normal((30, 30)))
+    m = q @ np.diag(np.linspace(-5, 20, 30) + 0.37) @ q.T
+    r = rng.standard_normal((30, 2))
+    for penalties in (None, [0.5]):
+        systems = ShiftedSystems(m, r, penalties)
+        assert systems.factors is None
+        np.testing.assert_allclose(systems.apply_q(systems.solve(0.5)), np.linalg.solve(m + 0.5 * np.eye(30), r), atol=1e-10)
 
 
 @pytest.mark.parametrize("n, p", [(150, 20), (60, 200)])

@@ -54,10 +54,12 @@ def test_building_blocks_take_tensors(device):
     np.testing.assert_allclose(ols_fit_predict(tx, ty, tx_test).cpu().numpy(), ols_fit_predict(x, y, x_test), atol=1e-10)
     folds = [(np.setdiff1d(np.arange(80), np.arange(k, 80, 4)), np.arange(k, 80, 4)) for k in range(4)]
     alphas = np.logspace(-2, 4, 7)
-    best_numpy, pooled_numpy = ridge_cv(x, y, alphas, folds)
-    best_torch, pooled_torch = ridge_cv(tx, ty, alphas, folds)
+    best_numpy, pooled_numpy, final_numpy = ridge_cv(x, y, alphas, folds)  # tridiagonal reductions
+    best_torch, pooled_torch, final_torch = ridge_cv(tx, ty, alphas, folds)  # eigendecompositions
     np.testing.assert_array_equal(best_torch, best_numpy)
     np.testing.assert_allclose(pooled_torch.cpu().numpy(), pooled_numpy, atol=1e-10)
+    np.testing.assert_allclose(final_torch.predict_per_target(tx_test, alphas, best_torch).cpu().numpy(),
+                               final_numpy.predict_per_target(x_test, alphas, best_numpy), atol=1e-10)
 
 
 @pytest.mark.parametrize("constant_column", [False, True])
