@@ -711,6 +711,11 @@ def fit_layer(features: np.ndarray, dataset, options: dict | None = None) -> dic
     result = {"n_samples": int(len(x)), "n_features": int(x.shape[1]), "n_neuroids": len(names), "neuroids": names,
               "excluded_neuroids": excluded, "protocols": {}, "options": dict(sorted(options.items())),
               **{k: v for k, v in overrides.items() if k != "blocks"}}
+    result["distinct_feature_rows"] = distinct = int(len(np.unique(x, axis=0)))
+    if distinct < max(10, len(x) // 10):
+        log.warning("only %d distinct feature rows among %d samples (e.g. a token-embedding layer read out at the same "
+                    "final token of every stimulus): its scores rest on near-ties between penalties, read them as chance",
+                    distinct, len(x))
     for protocol in options.get("protocols") or PROTOCOLS:
         folds, protocol_options = None, dict(options)
         if protocol == "ridge-grouped" and "blocks" in overrides:

@@ -232,3 +232,28 @@ def test_nested_layer_choice_finds_the_informative_layer(tmp_path):
     ridge = best[best["protocol"] == "ridge-grouped"].iloc[0]
     assert abs(ridge["normalised"] - ridge["raw_r"] / 0.8) < 1e-12
     assert len(table[(table["selection"] == "layer") & (table["metric"] == "linear")]) == 6
+
+
+def test_layer_with_few_distinct_rows_is_flagged(caplog):
+    """A last-token readout of the embedding layer gives the same row for every stimulus ending in '.': the layer
+    result says how many distinct rows there were, and a warning says the score is chance."""
+    import pandas as pd
+
+    from brainalign.datasets.base import PreparedDataset
+    from brainalign.encoding import fit_layer
+
+    rng = np.random.default_rng(8)
+    n = 120
+    stimuli = pd.DataFrame({"stimulus_id": [f"s{i}" for i in range(n)], "text": ["x."] * n, "group": [f"g{i // 4}" for i in range(n)],
+                            "position": np.arange(n) % 4})
+    dataset = PreparedDataset(stimuli, rng.standard_normal((1, n, 3)).astype(np.float32), ["average"], ["a", "b", "c"],
+                              meta={"kind": "sentence", "name": "toy"})
+    options = {"n_bootstrap": 0, "protocols": ["ridge-grouped"], "similarity": False}
+    three_rows = rng.standard_normal((3, 8))[rng.integers(0, 3, n)]
+    with caplog.at_level("WARNING", logger="brainalign.encoding"):
+        flagged = fit_layer(three_rows, dataset, options)
+    assert flagged["distinct_feature_rows"] == 3 and "only 3 distinct feature rows among 120 samples" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="brainalign.encoding"):
+        ordinary = fit_layer(rng.standard_normal((n, 8)), dataset, options)
+    assert ordinary["distinct_feature_rows"] == n and "distinct feature rows" not in caplog.text
