@@ -356,8 +356,9 @@ class FoldCrossProducts:
         n, p = x.shape
         self.primal = p <= min([n] + [len(train) for train in self.folds])
         self._kernel, self._left_out, self._whole = None, [None] * len(self.folds), None
+        self._left_out_rows = [np.setdiff1d(np.arange(n), train) for train in self.folds] if self.primal else []
         if self.primal and len(self.folds) * p * (p + y.shape[1]) * 8 <= self.PARTS_BUDGET_BYTES:
-            left_out = [np.setdiff1d(np.arange(n), train) for train in self.folds]
+            left_out = self._left_out_rows
             self._left_out = [self._products(out) if len(out) < len(train) else None for out, train in zip(left_out, self.folds)]
             everything = np.concatenate(left_out) if left_out else np.arange(0)
             if all(part is not None for part in self._left_out) and len(everything) == n and len(np.unique(everything)) == n:
@@ -377,7 +378,7 @@ class FoldCrossProducts:
         train = self.folds[k]
         if not self.primal:
             return self._ridge_dual(train)
-        left_out = np.setdiff1d(np.arange(len(self.x)), train)
+        left_out = self._left_out_rows[k]
         if len(left_out) >= len(train):
             return self._ridge_primal(self._products(train), len(train))
         out = self._left_out[k] if self._left_out[k] is not None else self._products(left_out)
