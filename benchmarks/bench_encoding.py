@@ -111,7 +111,8 @@ def machine_info(args, device):
     info = {"date": datetime.datetime.now().isoformat(timespec="seconds"), "python": platform.python_version(),
             "os": platform.platform(), "cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
             "cpu_model": next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                               if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor(),
+                               if line.startswith("model name")), platform.processor())
+            if Path("/proc/cpuinfo").exists() else platform.processor(),
             "numpy": np.__version__, "scipy": scipy.__version__, "sklearn": sklearn.__version__,
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "unset"), "threads": args.threads,
             "blas": [f"{p['internal_api']} {p.get('version')} ({p.get('architecture')}, {p['num_threads']} threads)"
@@ -203,7 +204,7 @@ def section_a(args, device):
 
 # ----------------------------------------------------------------------------------------------- (b) ridge
 def _agreement(predicted, reference, alphas, reference_alphas, y_test):
-    from brainalign.encoding import pearson_columns
+    from brainalign.correlation import pearson_columns
 
     ours = float(np.median(pearson_columns(predicted, y_test)))
     theirs = float(np.median(pearson_columns(reference, y_test)))
@@ -218,7 +219,8 @@ def section_b(args, device):
     from sklearn.linear_model import RidgeCV
     from sklearn.model_selection import KFold
 
-    from brainalign.encoding import pearson_columns, ridge_cv, ridge_loo
+    from brainalign.correlation import pearson_columns
+    from brainalign.encoding import ridge_cv, ridge_loo
 
     alphas = np.asarray(ALPHAS)
     n_train, n_test, p = 2000, 500, 1024
@@ -332,7 +334,8 @@ def section_c(args, device):
 # ----------------------------------------------------------------------------------------------- (d) bootstrap
 def bootstrap_loop(pairs, n_bootstrap, seed):
     """The per-resample bootstrap (brainalign before the count-weighted one): copy the resampled rows, correlate."""
-    from brainalign.encoding import _median, pearson_columns
+    from brainalign.correlation import pearson_columns
+    from brainalign.encoding.protocols import _median
 
     rng = np.random.default_rng(seed)
     values = np.empty(n_bootstrap)
@@ -347,7 +350,8 @@ def bootstrap_loop(pairs, n_bootstrap, seed):
 
 def section_d(args, device):
     """The 1,000-resample CI on test folds shaped like (a) and (c): ours vs the per-resample loop (numpy)."""
-    from brainalign.encoding import _bootstrap, backend_ops
+    from brainalign.encoding import backend_ops
+    from brainalign.encoding.protocols import _bootstrap
 
     ops = backend_ops(ours_options(args))
     shapes = [("(a) 10 splits x 39 x 2000" if args.quick else "(a) 10 splits x 39 x 20000", 10, 39, 2000 if args.quick else 20000),
@@ -365,7 +369,8 @@ def section_d(args, device):
         loop, t_loop = timed(lambda: bootstrap_loop(pairs, 1000, 0), 1)
         rows.append({"problem": label, "ours_s": t_ours, "loop_s": t_loop, "ratio": t_loop / t_ours,
                      "max_abs_diff_ci": float(np.max(np.abs(np.subtract(ours, loop))))})
-        print(f"    ours {t_ours:.2f} s, loop {t_loop:.2f} s = {t_loop / t_ours:.1f}x, |d CI| {rows[-1]['max_abs_diff_ci']:.1e}", flush=True)
+        print(f"    ours {t_ours:.2f} s, loop {t_loop:.2f} s = {t_loop / t_ours:.1f}x, "
+              f"|d CI| {rows[-1]['max_abs_diff_ci']:.1e}", flush=True)
     return rows
 
 
@@ -376,7 +381,8 @@ def _e(value):
 
 def markdown(info, results, args):
     lines = [f"# Encoding benchmark ({'quick' if args.quick else 'full'} mode)", "",
-             f"`{' '.join(['OMP_NUM_THREADS=' + info['OMP_NUM_THREADS'], '.venv/bin/python', 'benchmarks/bench_encoding.py'] + sys.argv[1:])}`", "",
+        f"`{' '.join(['OMP_NUM_THREADS=' + info['OMP_NUM_THREADS'], '.venv/bin/python', 'benchmarks/bench_encoding.py'] + sys.argv[1:])}`",
+             "",
              "Machine: " + ", ".join(f"{k} {v}" for k, v in info.items() if k not in ("blas", "date")) + f"; {info['date']}.",
              "BLAS: " + "; ".join(info["blas"]) + ". The load average is the whole machine's (other jobs share its "
              "two vCPUs): absolute times are inflated by it, ratios of methods run side by side much less.", "",
@@ -392,7 +398,8 @@ def markdown(info, results, args):
                   "it too), the per-neuroid r (mean over splits) from our full run") if a["reference_scaled"] else \
             "reference on all neuroids; score and per-neuroid r (mean over splits) compared on all of them"
         lines += ["## (a) Paper protocol (Brain-Score 2023: OLS, 10 ShuffleSplits 90/10, Pearson per neuroid, median, mean)", "",
-                  "| problem | ours (s) | sklearn LinearRegression + scipy pearsonr (s) | ratio | score ours | score reference | abs diff score | max abs diff r per neuroid |",
+                  "| problem | ours (s) | sklearn LinearRegression + scipy pearsonr (s) | ratio | score ours | score reference "
+                  "| abs diff score | max abs diff r per neuroid |",
                   "|---|---|---|---|---|---|---|---|",
                   f"| {a['problem']} | {a['ours_s']:.1f} | {a['reference_s']:.1f}{' (scaled)' if a['reference_scaled'] else ''} | "
                   f"{a['ratio']:.1f}x | {a['ours_score']:.6f} | {a['reference_score']:.6f} | {a['abs_diff_score']:.1e} | "
@@ -414,7 +421,8 @@ def markdown(info, results, args):
         lines += ["## (b) Ridge with a penalty per target (10 alphas 1e-2..1e7), 500 held-out samples", "",
                   "The default protocol: 5-fold inner CV (pooled squared error) + refit, against the references on the "
                   "same 5 folds and alphas.", "",
-                  "| problem | ours (s) | reference | reference (s) | ratio | same alpha | max abs diff prediction where the alpha is the same | abs diff test score |",
+                  "| problem | ours (s) | reference | reference (s) | ratio | same alpha "
+                  "| max abs diff prediction where the alpha is the same | abs diff test score |",
                   "|---|---|---|---|---|---|---|---|"]
         for row in results["b"]:
             for name, label in (("sklearn_folds", "sklearn RidgeCV(cv=folds)"), ("himalaya", "himalaya RidgeCV(cv=folds)")):
@@ -422,7 +430,8 @@ def markdown(info, results, args):
         lines += ["", "Leave-one-out (encoding option `inner_cv: loo`): exact leave-one-out residuals from one "
                   "eigendecomposition, which the final fit reuses, against sklearn's `RidgeCV(alpha_per_target=True)` "
                   "(which exists only in this mode, cv=None).", "",
-                  "| problem | ours (s) | reference | reference (s) | ratio | same alpha | max abs diff prediction where the alpha is the same | abs diff test score |",
+                  "| problem | ours (s) | reference | reference (s) | ratio | same alpha "
+                  "| max abs diff prediction where the alpha is the same | abs diff test score |",
                   "|---|---|---|---|---|---|---|---|"]
         for row in results["b"]:
             lines.append("| " + " | ".join([row["problem"], f"{row['ours_loo_s']:.2f}", "sklearn RidgeCV(alpha_per_target=True)"]

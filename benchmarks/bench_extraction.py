@@ -143,8 +143,9 @@ def main(argv=None):
     args = parse_args(argv)
     import torch
 
-    from brainalign.activations import extract_arrays, write_shard
+    from brainalign.activations import extract_arrays
     from brainalign.models import load_model, prepare_model
+    from brainalign.shards import write_shard
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -191,7 +192,8 @@ def main(argv=None):
         }
         # correctness: our block outputs equal the bare loop's hidden states (the last one is after the final norm)
         names, arrays = methods["ours: extract + HDF5 shard, all layers, no checkpoint"]()
-        print(f"{len(names)} layers, {len(stimuli)} sentences, {len(batches)} batches, {n_tokens} tokens ({n_padded} with padding)", flush=True)
+        print(f"{len(names)} layers, {len(stimuli)} sentences, {len(batches)} batches, {n_tokens} tokens "
+              f"({n_padded} with padding)", flush=True)
         times = {name: [] for name in methods}
         for repeat in range(args.repeats + 1):  # repeat 0 is the warm-up; methods interleaved against drift
             for name, run in methods.items():
@@ -244,7 +246,8 @@ def write_report(args, argv, device, medians, times, n_tokens, n_padded, n_layer
     lines = [
         "# Extraction benchmark: ours vs a bare forward loop",
         "",
-        f"{n_sentences} Tuckute 2024 sentences (evenly spaced over the 2,000), {loaded.info['name']}{' (GPT-2 small architecture, random weights)' if loaded.info['name'] == 'gpt2-random' else ''} "
+        f"{n_sentences} Tuckute 2024 sentences (evenly spaced over the 2,000), {loaded.info['name']}"
+        f"{' (GPT-2 small architecture, random weights)' if loaded.info['name'] == 'gpt2-random' else ''} "
         f"({loaded.info['n_params'] / 1e6:.1f} M parameters, float32), all {n_layers} layers (embedding + every block), "
         f"batch size {args.batch_size}: {n_batches} batches, {n_tokens} tokens ({n_padded} with padding). "
         f"Median of {args.repeats} timed repeats after one warm-up, methods interleaved. Tokens/s counts real (unpadded) tokens.",
@@ -262,7 +265,9 @@ def write_report(args, argv, device, medians, times, n_tokens, n_padded, n_layer
         f"ours / bare backbone (the same modules our extraction runs, no LM head): {ours / backbone:.2f}x.",
         "",
         f"Check: our block outputs equal the bare loop's `hidden_states` at each sentence's last token "
-        f"(max |difference| over all blocks but the last, whose `hidden_states` entry is after the final norm; the embedding layer is the token embedding module, which for GPT-2 excludes the position embeddings that `hidden_states[0]` adds: {check:.2e}).",
+        f"(max |difference| over all blocks but the last, whose `hidden_states` entry is after the final norm; "
+        f"the embedding layer is the token embedding module, which for GPT-2 excludes the position embeddings "
+        f"that `hidden_states[0]` adds: {check:.2e}).",
         "",
         "The bare loops get their batches pre-tokenised and already on the device; ours includes tokenisation, the length",
         "sort, forward hooks, the per-sentence readout, the copy to host memory and writing every layer to an HDF5 shard",

@@ -15,32 +15,25 @@ Context modes, chosen from the dataset (``meta.json``) unless overridden:
     word read from a window where it has at least ``min_context_tokens`` of preceding context (the first
     window's words have what precedes them). Encoders see the rest of their window, documented in docs.
 
-Resuming a killed run: :func:`extract_to_shard` keeps a checkpoint beside its output, ``<out>.partial/<dtype>/``
-(see :class:`ExtractionCheckpoint`). Work is cut into *units* (one batch of windows in sentence/group mode,
-one story window in window mode) in a fixed, deterministic order; finished units are flushed every
-``checkpoint_every`` units and/or ``checkpoint_seconds`` seconds. A re-run with the same fingerprint (model, dtype,
-dataset content, tokenisation, batching, context mode, readout, layers, device, code and library versions) skips
-the finished units and computes the rest with exactly the same batch composition, so its shard is byte-identical
-to an uninterrupted run; a checkpoint from other settings is discarded with a warning. The shard itself is still
-written atomically and the checkpoint is removed once it is in place.
+Resuming a killed run: work is cut into *units* (one batch of windows in sentence/group mode, one story window in
+window mode) in a fixed, deterministic order and finished units are checkpointed beside the output, so a re-run
+writes a byte-identical shard (:mod:`brainalign.checkpoint`). Word/token alignment, special-token detection and
+window planning live in :mod:`brainalign.alignment`; the shard format in :mod:`brainalign.shards`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 import shutil
 import time
 from pathlib import Path
 
-import h5py
 import numpy as np
 
-from brainalign import __version__
+from brainalign.alignment import plan_windows, prepend_ids, special_tokens_around, tokens_overlapping, words_to_text
+from brainalign.checkpoint import checkpoint_dir_for, digest, open_checkpoint, remove_stale_temporaries
 from brainalign.errors import BrainalignError
-from brainalign.io import atomic_path, write_json
+from brainalign.shards import write_shard
 
 log = logging.getLogger("brainalign.activations")
 
@@ -118,131 +111,28 @@ class LayerRecorder:
             handle.remove()
 
 
-CHECKPOINT_FORMAT = 1
-
-
-class ExtractionCheckpoint:
-    """Finished units of one extraction, kept on disk so a killed run resumes where it stopped.
-
-    Layout of ``directory``: ``fingerprint.json`` (the settings the units were computed with, plus the number of
-    units) and ``part-NNNNNN.npz`` files, each holding ``units`` (unit indices), ``rows`` (stimulus rows) and
-    ``layer<i>`` (float32 ``(len(rows), hidden)`` in layer order). Every file is written under a temporary name
-    and renamed, so a kill (SIGKILL included) leaves whole parts or none: never a half-written part that a
-    re-run would trust. A part that cannot be read anyway (disk full, foreign file) is dropped with a warning and
-    its units are recomputed. Rows are copied, not recomputed, so a resumed run gives the same bytes.
-    """
-
-    def __init__(self, directory, fingerprint: dict, names: list[str], n_units: int, every: int = 0, seconds: float = 60.0):
-        self.directory = Path(directory)
-        self.names = list(names)
-        self.fingerprint = json.loads(json.dumps(dict(fingerprint, layer_names=self.names, n_units=int(n_units), format=CHECKPOINT_FORMAT),
-                                                 sort_keys=True))
-        self.n_units = int(n_units)
-        self.every = int(every or 0)
-        self.seconds = float(seconds) if seconds is not None else 0.0
-        self.pending: list[tuple[int, list[int], dict]] = []
-        self.next_part = 0
-        self.last_flush = time.monotonic()
-
-    def restore(self, result: dict, n_rows: int) -> set[int]:
-        """Fill ``result`` with the rows of finished units; return their indices (discarding a foreign checkpoint)."""
-        done: set[int] = set()
-        names = self.names
-        if self.directory.exists():
-            stored = self._stored_fingerprint()
-            if stored != self.fingerprint:
-                differ = sorted(k for k in set(stored or {}) | set(self.fingerprint) if (stored or {}).get(k) != self.fingerprint.get(k))
-                log.warning("checkpoint %s was made with other settings (%s differ); discarding it and starting afresh",
-                            self.directory, ", ".join(differ) or "unreadable fingerprint")
-                shutil.rmtree(self.directory)
-        if not self.directory.exists():
-            self.directory.mkdir(parents=True)
-            write_json(self.fingerprint, self.directory / "fingerprint.json")
-            log.info("checkpointing finished batches to %s", self.directory)
-            return done
-        for stale in self.directory.glob(".part-*"):  # a part being written when the run was killed
-            stale.unlink(missing_ok=True)
-        for part in sorted(self.directory.glob("part-*.npz")):
-            number = part.stem.split("-", 1)[1]
-            if number.isdigit():
-                self.next_part = max(self.next_part, int(number) + 1)
-            try:
-                with np.load(part, allow_pickle=False) as data:
-                    units, rows = data["units"].astype(int), data["rows"].astype(int)
-                    layers = [data[f"layer{i}"] for i in range(len(names))]
-                if ((units < 0).any() or (units >= self.n_units).any() or (rows < 0).any() or (rows >= n_rows).any()
-                        or any(v.ndim != 2 or v.shape[0] != len(rows) or v.dtype != np.float32 for v in layers)):
-                    raise ValueError("contents do not fit this extraction")
-                for name, values in zip(names, layers):
-                    if result[name] is not None and result[name].shape[1] != values.shape[1]:
-                        raise ValueError(f"layer {name} width {values.shape[1]} != {result[name].shape[1]}")
-            except Exception as error:  # unreadable or foreign part: recompute its units
-                log.warning("checkpoint part %s is unusable (%s: %s); its units will be recomputed", part, type(error).__name__, error)
-                part.unlink(missing_ok=True)
-                continue
-            for name, values in zip(names, layers):
-                if result[name] is None:
-                    result[name] = np.zeros((n_rows, values.shape[1]), dtype=np.float32)
-                result[name][rows] = values
-            done.update(int(u) for u in units)
-        return done
-
-    def _stored_fingerprint(self) -> dict | None:
-        try:
-            return json.loads((self.directory / "fingerprint.json").read_text())
-        except (OSError, ValueError):
-            return None
-
-    def add(self, unit: int, rows: list[int], vectors: dict) -> None:
-        """Record one finished unit: its stimulus rows (at least one) and {layer: (len(rows), hidden)}; flush when due."""
-        self.pending.append((unit, list(rows), vectors))
-        if (self.every and len(self.pending) >= self.every) or (self.seconds and time.monotonic() - self.last_flush >= self.seconds):
-            self.flush()
-
-    def flush(self) -> None:
-        """Write the pending units as one part (atomically)."""
-        if not self.pending:
-            return
-        arrays = {"units": np.array([u for u, _, _ in self.pending], dtype=np.int64),
-                  "rows": np.array([r for _, rows, _ in self.pending for r in rows], dtype=np.int64)}
-        for i, name in enumerate(self.names):
-            arrays[f"layer{i}"] = np.concatenate([v[name] for _, _, v in self.pending]).astype(np.float32, copy=False)
-        with atomic_path(self.directory / f"part-{self.next_part:06d}.npz", suffix=".npz") as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez(handle, **arrays)
-                handle.flush()
-                os.fsync(handle.fileno())
-        self.next_part += 1
-        self.pending.clear()
-        self.last_flush = time.monotonic()
-
-
 def _windows_for(stimuli, context: str, causal: bool, prepend: str):
-    """(text, [(row, char_start, char_end), ...]) windows for sentence and group modes."""
+    """(text, [(row, char_start, char_end), ...]) windows for sentence and group modes.
+
+    ``sentence``: each text alone after ``prepend``. ``group``: the group's texts joined with spaces after
+    ``prepend``; a causal model reads every text from one window (the whole group), any other model from the
+    window that ends with that text (one per prefix, since it would otherwise see the texts that follow)."""
     windows = []
     for _, group in stimuli.groupby("group", sort=False):
         texts = group["text"].astype(str).tolist()
         rows = group.index.tolist()
         if context == "sentence":
             for row, text in zip(rows, texts):
-                windows.append((prepend + text, [(row, len(prepend), len(prepend) + len(text))]))
+                joined, [(start, end)] = words_to_text([text], prefix=prepend)
+                windows.append((joined, [(row, start, end)]))
             continue
-        spans, joined = [], prepend
-        for row, text in zip(rows, texts):
-            if len(joined) > len(prepend):
-                joined += " "
-            spans.append((row, len(joined), len(joined) + len(text)))
-            joined += text
-            if not causal:
-                windows.append((joined, [spans[-1]]))
+        joined, char_spans = words_to_text(texts, prefix=prepend)
+        spans = [(row, start, end) for row, (start, end) in zip(rows, char_spans)]
         if causal:
             windows.append((joined, spans))
+        else:
+            windows.extend((joined[:end], [(row, start, end)]) for row, start, end in spans)
     return windows
-
-
-def _token_positions(offsets, start, end):
-    """Indices of tokens overlapping [start, end) (special tokens have empty offsets and never match)."""
-    return [i for i, (a, b) in enumerate(offsets) if b > a and a < end and b > start]
 
 
 def _forward(loaded, recorder, input_ids, attention_mask, spec):
@@ -289,40 +179,7 @@ def _read(outputs, names, token_index_lists, readout):
     return vectors
 
 
-def _digest(items) -> str:
-    """sha256 of a JSON-serialisable sequence (token ids, spans): the exact work a checkpoint stands for."""
-    digest = hashlib.sha256()
-    for item in items:
-        digest.update(json.dumps(item, separators=(",", ":"), default=int).encode())
-        digest.update(b"\n")
-    return digest.hexdigest()
-
-
-def _open_checkpoint(loaded, spec, names, options, n_units: int, work_digest: str):
-    """The checkpoint named by ``options['checkpoint_dir']`` (None: no checkpoint), fingerprinted with every
-    setting that can change a number or the unit layout."""
-    directory = options.get("checkpoint_dir")
-    if not directory:
-        return None
-    import torch
-    import transformers
-
-    info = loaded.info
-    fingerprint = dict(options.get("checkpoint_fingerprint") or {})
-    fingerprint.update({
-        "model": spec["name"], "kind": spec["kind"], "model_id": info.get("model_id", ""), "revision": info.get("revision", ""),
-        "source": info.get("source", ""), "quantization": info.get("quantization", ""), "dtype": info.get("dtype", ""),
-        "provenance": _digest([info.get("provenance", {})]), "seed": spec.get("seed"), "prepend_text": spec.get("prepend_text", ""),
-        "context_mode": options.get("context_mode", ""), "readout": options.get("readout", "last"),
-        "batch_size": int(options.get("batch_size", 16)), "max_context_tokens": int(options.get("max_context_tokens", 512)),
-        "min_context_tokens": int(options.get("min_context_tokens", 256)), "device": str(torch.device(loaded.device).type),
-        "code_version": __version__, "torch": torch.__version__, "transformers": transformers.__version__, "work": work_digest,
-    })
-    return ExtractionCheckpoint(directory, fingerprint, names, n_units, every=int(options.get("checkpoint_every", 0) or 0),
-                                seconds=float(options.get("checkpoint_seconds", 60.0)))
-
-
-def _run_units(loaded, spec, names, units, n_rows, options, what: str, work_digest: str):
+def _run_units(loaded, spec, names, units, n_rows, options, what: str):
     """Run ``units`` (each ``[(token ids, [(row, token positions), ...]), ...]``: one padded batch) in order,
     skipping those a matching checkpoint already holds; {layer: (n_rows, hidden) float32}."""
     import torch
@@ -331,7 +188,7 @@ def _run_units(loaded, spec, names, units, n_rows, options, what: str, work_dige
     tokenizer = loaded.tokenizer
     readout = options.get("readout", "last")
     result = {name: None for name in names}
-    checkpoint = _open_checkpoint(loaded, spec, names, options, len(units), work_digest)
+    checkpoint = open_checkpoint(loaded, spec, names, options, units)
     done = checkpoint.restore(result, n_rows) if checkpoint else set()
     n_windows = sum(len(unit) for unit in units)
     if done:
@@ -394,12 +251,13 @@ def _extract_windows(loaded, spec, names, windows, n_rows, options):
     for first in range(0, len(order), batch_size):
         batch = [int(i) for i in order[first:first + batch_size]]
         if max(len(encoded[i]["input_ids"]) for i in batch) > max_tokens and len(batch) == 1 and options.get("context_mode") != "sentence":
-            log.warning("window of %d tokens exceeds max_context_tokens=%d; it is kept whole", len(encoded[batch[0]]["input_ids"]), max_tokens)
+            log.warning("window of %d tokens exceeds max_context_tokens=%d; it is kept whole",
+                        len(encoded[batch[0]]["input_ids"]), max_tokens)
         unit = []
         for i in batch:
             reads = []
             for row, s, e in windows[i][1]:
-                positions = _token_positions(encoded[i]["offset_mapping"], s, e)
+                positions = tokens_overlapping(encoded[i]["offset_mapping"], s, e)
                 if not positions:
                     raise BrainalignError(f"stimulus row {row}: no tokens found for its text (empty after tokenisation?)")
                 if paper_eos and positions[-1] < len(encoded[i]["input_ids"]) - 1:
@@ -407,18 +265,7 @@ def _extract_windows(loaded, spec, names, windows, n_rows, options):
                 reads.append((row, positions))
             unit.append((list(encoded[i]["input_ids"]), reads))
         units.append(unit)
-    work = _digest(units) if options.get("checkpoint_dir") else ""
-    return _run_units(loaded, spec, names, units, n_rows, options, "windows", work)
-
-
-def _special_tokens_around(tokenizer) -> tuple[list[int], list[int]]:
-    """The special tokens a tokenizer puts before and after a text (BOS; CLS/SEP; EOS), found empirically."""
-    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
-    full = tokenizer("a")["input_ids"]
-    for start in range(len(full) - len(plain) + 1):
-        if full[start:start + len(plain)] == plain:
-            return full[:start], full[start + len(plain):]
-    return [], []
+    return _run_units(loaded, spec, names, units, n_rows, options, "windows")
 
 
 def _extract_story_words(loaded, spec, names, stimuli, options):
@@ -430,38 +277,26 @@ def _extract_story_words(loaded, spec, names, stimuli, options):
     tokenizer = loaded.tokenizer
     max_tokens = int(options.get("max_context_tokens", 512))
     min_context = min(int(options.get("min_context_tokens", 256)), max_tokens // 2)
-    prefix = tokenizer(spec.get("prepend_text", ""), add_special_tokens=False)["input_ids"] if spec.get("prepend_text") else []
-    lead_ids, trail_ids = _special_tokens_around(tokenizer)
+    prefix = prepend_ids(tokenizer, spec.get("prepend_text"))
+    lead_ids, trail_ids = special_tokens_around(tokenizer)
     lead, trail = len(lead_ids), len(trail_ids)
     budget = max_tokens - len(prefix) - lead - trail
-    step = max(1, budget - min_context)
     units = []
     for _, group in stimuli.groupby("group", sort=False):
-        text, spans = "", []
-        for row, word in zip(group.index, group["text"].astype(str)):
-            text += " " if text else ""
-            spans.append((row, len(text), len(text) + len(word)))
-            text += word
+        text, char_spans = words_to_text(group["text"].astype(str))
         encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
-        word_tokens = [(row, _token_positions(offsets, s, e)) for row, s, e in spans]
+        word_tokens = [(row, tokens_overlapping(offsets, s, e)) for row, (s, e) in zip(group.index, char_spans)]
         missing = [row for row, pos in word_tokens if not pos]
         if missing:
             raise BrainalignError(f"words at rows {missing[:5]} produced no tokens")
-        begin = 0
-        while True:
-            end = min(begin + budget, len(ids))
-            read_from = begin if begin == 0 else begin + min_context
+        for begin, end, read_from in plan_windows(len(ids), budget, min_context):
             window = lead_ids + prefix + ids[begin:end] + trail_ids
             offset = lead + len(prefix) - begin
             rows = [(int(row), [p + offset for p in pos]) for row, pos in word_tokens if pos and read_from <= pos[-1] < end]
             if rows:
                 units.append([(list(window), rows)])
-            if end >= len(ids):
-                break
-            begin += step
-    work = _digest(units) if options.get("checkpoint_dir") else ""
-    return _run_units(loaded, spec, names, units, len(stimuli), options, "story windows", work)
+    return _run_units(loaded, spec, names, units, len(stimuli), options, "story windows")
 
 
 def context_mode_for(meta: dict, options: dict) -> str:
@@ -493,41 +328,6 @@ def _nonfinite_layers(arrays: dict) -> list[str]:
     return [name for name, values in arrays.items() if not np.isfinite(values).all()]
 
 
-def checkpoint_dir_for(out_path) -> Path:
-    """Where :func:`extract_to_shard` keeps the checkpoint of ``out_path`` (``<out>.partial/``)."""
-    out_path = Path(out_path)
-    return out_path.with_name(out_path.name + ".partial")
-
-
-def _remove_stale_temporaries(out_path: Path) -> None:
-    """Delete temporary shards a killed run left beside ``out_path`` (atomic_path's ``.<name>.*.h5``)."""
-    if not out_path.parent.is_dir():
-        return
-    for stale in out_path.parent.glob(f".{out_path.name}.*.h5"):
-        if stale.is_file():
-            log.info("removing %s, left by a killed run", stale)
-            stale.unlink(missing_ok=True)
-
-
-def write_shard(out_path, names: list[str], arrays: dict, stimulus_ids: list[str], attrs: dict,
-                storage_dtype: str = "float32") -> None:
-    """Write ``/layers/<module>`` (one chunk per layer, so a layer reads in one pass) + ``/stimulus_ids``, atomically.
-
-    ``attrs`` (model id, revision, dtype, context mode, ...) become file attributes, with the storage dtype, the
-    layer order and the code version added.
-    """
-    storage = np.dtype(storage_dtype)
-    with atomic_path(Path(out_path), suffix=".h5") as tmp:
-        with h5py.File(tmp, "w", track_order=True) as handle:
-            group = handle.create_group("layers", track_order=True)
-            for name in names:
-                values = arrays[name].astype(storage)
-                group.create_dataset(name, data=values, chunks=values.shape, track_times=False)
-            handle.create_dataset("stimulus_ids", data=np.array(stimulus_ids, dtype=h5py.string_dtype()), track_times=False)
-            handle.attrs.update({**attrs, "storage_dtype": storage.name, "code_version": __version__,
-                                 "layer_names": json.dumps(names)})
-
-
 def extract_to_shard(spec: dict, model_dir, dataset_dir, out_path, options: dict | None = None) -> None:
     """Step of rule extract_activations: write ``/layers/<module>`` for every layer, atomically.
 
@@ -543,7 +343,7 @@ def extract_to_shard(spec: dict, model_dir, dataset_dir, out_path, options: dict
     options = dict(options or {})
     out_path = Path(out_path)
     partial = checkpoint_dir_for(out_path)
-    _remove_stale_temporaries(out_path)
+    remove_stale_temporaries(out_path)
     dataset = load_prepared(dataset_dir)
 
     def run(loaded):
@@ -551,7 +351,7 @@ def extract_to_shard(spec: dict, model_dir, dataset_dir, out_path, options: dict
         if options.get("checkpoint", True):
             run_options["checkpoint_dir"] = partial / str(loaded.info["dtype"])
             run_options["checkpoint_fingerprint"] = {"dataset": dataset.meta.get("name", ""), "n_stimuli": len(dataset.stimuli),
-                                                     "stimulus_ids": _digest(dataset.stimuli["stimulus_id"].astype(str).tolist())}
+                                                     "stimulus_ids": digest(dataset.stimuli["stimulus_id"].astype(str).tolist())}
         return extract_arrays(loaded, spec, dataset.stimuli, dataset.meta, run_options)
 
     loaded = load_model(spec, model_dir, device=options.get("device"), dtype=spec.get("dtype"))
@@ -559,7 +359,8 @@ def extract_to_shard(spec: dict, model_dir, dataset_dir, out_path, options: dict
     bad = _nonfinite_layers(arrays)
     if bad and loaded.info["dtype"] != "float32":
         if not spec.get("retry_float32_on_nonfinite", True):
-            raise BrainalignError(f"model {spec['name']}: non-finite activations in layers {bad[:3]} ({loaded.info['dtype']}); set retry_float32_on_nonfinite: true or dtype: float32")
+            raise BrainalignError(f"model {spec['name']}: non-finite activations in layers {bad[:3]} ({loaded.info['dtype']}); "
+                                  "set retry_float32_on_nonfinite: true or dtype: float32")
         log.warning("non-finite activations in %s with %s; retrying in float32", bad[:3], loaded.info["dtype"])
         loaded = load_model(spec, model_dir, device=options.get("device"), dtype="float32")
         names, arrays = run(loaded)

@@ -11,7 +11,9 @@ without either, the first word of a story has no surprisal (NaN, as in Brain-Sco
 
 Encoder-only and encoder-decoder models have no left-to-right next-word probability: their surprisal file is
 written with NaN and ``applicable: false`` (the paper's T5 "surprisal" read a decoder that could see the word;
-see docs/behaviour.md).
+see ``encoder_decoder_mode`` in brainalign/activations.py for how T5 is read instead).
+
+Joining words, the token -> word rule, BOS detection and window planning live in :mod:`brainalign.alignment`.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from brainalign.alignment import plan_windows, prefix_ids, token_word_index, words_to_text
+from brainalign.correlation import pearson, split_half_r
 from brainalign.errors import BrainalignError
 from brainalign.io import write_json, write_table
 
@@ -34,49 +38,7 @@ DEFAULT_EXCLUSIONS = ("missing_surprisal", "first_in_sentence", "last_in_sentenc
 HEADLINE_MEASURE = {"naturalstories": "rt_mean", "futrell2018": "rt_mean", "frank2013": "first_pass"}
 
 
-# ----------------------------------------------------------------------------------------------- alignment
-def words_to_text(words) -> tuple[str, list[tuple[int, int]]]:
-    """Join words with single spaces; return the text and each word's [start, end) character span."""
-    text, spans = "", []
-    for word in words:
-        if text:
-            text += " "
-        spans.append((len(text), len(text) + len(word)))
-        text += word
-    return text, spans
-
-
-def token_word_index(offsets, spans) -> np.ndarray:
-    """For each token (of a text tokenised without special tokens), the index of the word it belongs to.
-
-    A token belongs to the word containing its last character; a whitespace-only token (empty offsets once
-    trimmed, or a span of spaces) to the word that follows it, since producing the space is part of producing
-    that word. Every token is assigned, so word surprisals add up to the text's total."""
-    starts = np.array([start for start, _ in spans])
-    ends = np.array([end for _, end in spans])
-    out = np.empty(len(offsets), dtype=int)
-    for t, (a, b) in enumerate(offsets):
-        if b > a:
-            w = int(np.searchsorted(ends, b - 1, side="right"))  # first word ending after the token's last char
-        else:
-            w = int(np.searchsorted(starts, a, side="left"))
-        out[t] = min(w, len(spans) - 1)
-    return out
-
-
-def _prefix_ids(tokenizer, prepend_text: str | None) -> list[int]:
-    """Tokens that start every window: the tokenizer's own leading specials (BOS) + prepend_text."""
-    plain = tokenizer("a", add_special_tokens=False)["input_ids"]
-    full = tokenizer("a")["input_ids"]
-    lead: list[int] = []
-    for start in range(len(full) - len(plain) + 1):
-        if full[start:start + len(plain)] == plain:
-            lead = full[:start]
-            break
-    extra = tokenizer(prepend_text, add_special_tokens=False)["input_ids"] if prepend_text else []
-    return list(lead) + list(extra)
-
-
+# ----------------------------------------------------------------------------------------------- surprisal
 def token_surprisals(model, tokenizer, text: str, prepend_text: str | None = None, max_context_tokens: int = 512,
                      min_context_tokens: int = 256, device: str = "cpu"):
     """Surprisal (nats) of every text token given all preceding tokens within the window budget.
@@ -86,27 +48,21 @@ def token_surprisals(model, tokenizer, text: str, prepend_text: str | None = Non
 
     encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
     ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
-    prefix = _prefix_ids(tokenizer, prepend_text)
+    prefix = prefix_ids(tokenizer, prepend_text)
     budget = max_context_tokens - len(prefix)
     if budget < 2:
         raise BrainalignError(f"max_context_tokens={max_context_tokens} leaves no room after the prefix")
     min_context = min(min_context_tokens, budget // 2)
     nats = np.full(len(ids), np.nan)
-    begin = 0
-    while begin < len(ids):
-        end = min(begin + budget, len(ids))
+    for begin, end, first in plan_windows(len(ids), budget, min_context):  # next begin = end - min_context
         window = torch.tensor([prefix + ids[begin:end]], device=device)
         with torch.inference_mode():
             logits = model(input_ids=window).logits[0].float()
         logprobs = torch.log_softmax(logits, dim=-1)
-        first = begin if begin == 0 else begin + min_context
         for k in range(first, end):
             position = len(prefix) + (k - begin) - 1  # logits at the previous position predict token k
             if position >= 0:
                 nats[k] = -float(logprobs[position, ids[k]])
-        if end >= len(ids):
-            break
-        begin = end - min_context
     return ids, offsets, nats
 
 
@@ -176,15 +132,6 @@ def surprisal_file(spec: dict, model_dir, dataset_dir, out_path, options: dict |
 
 
 # ----------------------------------------------------------------------------------------------- scoring
-def pearson(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    from scipy.stats import pearsonr
-
-    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
-        return float("nan"), float("nan")
-    result = pearsonr(x, y)
-    return float(result.statistic), float(result.pvalue)
-
-
 def exclusion_masks(stimuli: pd.DataFrame, surprisal: np.ndarray, rt: np.ndarray, steps, rt_range=(50.0, 3000.0)) -> dict:
     """Named exclusion steps, each a boolean mask of words to drop (applied in order; counts reported)."""
     text = stimuli["text"].astype(str)
@@ -205,18 +152,14 @@ def exclusion_masks(stimuli: pd.DataFrame, surprisal: np.ndarray, rt: np.ndarray
 
 
 def split_half_rt_ceiling(rts: np.ndarray, n_splits: int = 10, seed: int = 0) -> float:
-    """rts: (subjects, words). Median over random subject halves of the Spearman-Brown corrected r."""
-    rng = np.random.RandomState(seed)
-    values = []
-    for _ in range(n_splits):
-        order = rng.permutation(len(rts))
-        half = len(rts) // 2
-        with np.errstate(all="ignore"):
-            a, b = np.nanmean(rts[order[:half]], 0), np.nanmean(rts[order[half:]], 0)
+    """rts: (subjects, words). Median over random subject halves (an odd subject out joins the second) of the
+    Spearman-Brown corrected r between the halves' mean RTs, over the words both halves have."""
+
+    def finite_pearson(a: np.ndarray, b: np.ndarray) -> float:
         ok = np.isfinite(a) & np.isfinite(b)
-        r, _ = pearson(a[ok], b[ok])
-        values.append(2 * r / (1 + r))
-    return float(np.nanmedian(values))
+        return pearson(a[ok], b[ok])[0]
+
+    return float(np.nanmedian(split_half_r(rts, finite_pearson, n_splits, seed)))
 
 
 def _shift_within_groups(values: np.ndarray, groups: np.ndarray, lag: int) -> np.ndarray:
@@ -256,7 +199,8 @@ def behaviour_scores(surprisal: np.ndarray, dataset, options: dict | None = None
         r, p = pearson(surprisal[keep], target[keep])
         rng = np.random.default_rng(seed)
         idx = np.flatnonzero(keep)
-        boot = [pearson(surprisal[s], target[s])[0] for s in (rng.choice(idx, len(idx)) for _ in range(int(options.get("n_bootstrap", 1000))))]
+        boot = [pearson(surprisal[s], target[s])[0]
+                for s in (rng.choice(idx, len(idx)) for _ in range(int(options.get("n_bootstrap", 1000))))]
         ci = np.nanpercentile(boot, [2.5, 97.5]).tolist() if boot else [float("nan")] * 2
         lags = {}
         for lag in (-1, 0, 1):
@@ -266,7 +210,8 @@ def behaviour_scores(surprisal: np.ndarray, dataset, options: dict | None = None
         entry = {"r": r, "p": p, "ci_low": ci[0], "ci_high": ci[1], "n": int(keep.sum()), "exclusions": counts,
                  "lag_r": lags, "best_lag": max(lags, key=lambda k: lags[k] if np.isfinite(lags[k]) else -np.inf)}
         # Brain-Score 2023: |r| over words not first in their sentence, against the mean RT, no other exclusion
-        bs_keep = np.isfinite(surprisal) & np.isfinite(target) & (stimuli.get("word_in_sentence", pd.Series(0, index=stimuli.index)).to_numpy() != 1)
+        bs_keep = np.isfinite(surprisal) & np.isfinite(target) & (
+            stimuli.get("word_in_sentence", pd.Series(0, index=stimuli.index)).to_numpy() != 1)
         bs_r, _ = pearson(surprisal[bs_keep], target[bs_keep])
         entry["brainscore_abs_r"], entry["brainscore_n"] = abs(bs_r), int(bs_keep.sum())
         if per_subject:
@@ -286,6 +231,7 @@ def behaviour_scores(surprisal: np.ndarray, dataset, options: dict | None = None
 def behaviour_score_file(surprisal_path, dataset_dir, out_csv, model: str, dataset: str, options: dict | None = None):
     """Step of rule behaviour: tidy rows (surprisal_r default + brainscore-2023, perplexity) + details JSON."""
     from brainalign.datasets.base import load_prepared
+    from brainalign.tables import tidy_frame, tidy_row
 
     data = load_prepared(dataset_dir)
     table = pd.read_csv(surprisal_path, sep="\t", dtype={"stimulus_id": str})
@@ -293,26 +239,19 @@ def behaviour_score_file(surprisal_path, dataset_dir, out_csv, model: str, datas
         raise BrainalignError(f"{surprisal_path}: words differ from {dataset_dir}/stimuli.tsv (recompute surprisal)")
     summary = json.loads(Path(surprisal_path).with_suffix(".json").read_text())
     rows = []
-    base = {"model": model, "dataset": dataset, "kind": "behaviour", "selection": "", "layer": "", "layer_index": np.nan, "layer_depth": np.nan}
     if not summary.get("applicable", False):
         details = {"applicable": False, "reason": summary.get("reason")}
     else:
         details = behaviour_scores(table["surprisal_bits"].to_numpy(dtype=float), data, options)
         details["applicable"] = True
         entry = details["measures"][details["headline_measure"]]
-        ceiling = entry.get("ceiling")
-        ceiling = float(ceiling) if ceiling is not None and np.isfinite(ceiling) else np.nan
-        rows.append({**base, "metric": "surprisal_r", "protocol": "default", "raw_r": entry["r"], "ceiling": ceiling,
-                     "normalised": entry["r"] / ceiling if np.isfinite(ceiling) else np.nan,
-                     "ci_low": entry["ci_low"], "ci_high": entry["ci_high"], "n": entry["n"]})
-        rows.append({**base, "metric": "surprisal_r", "protocol": "brainscore-2023", "raw_r": entry["brainscore_abs_r"],
-                     "ceiling": ceiling, "normalised": entry["brainscore_abs_r"] / ceiling if np.isfinite(ceiling) else np.nan,
-                     "ci_low": np.nan, "ci_high": np.nan, "n": entry["brainscore_n"]})
-        rows.append({**base, "metric": "perplexity", "protocol": "default", "raw_r": summary["perplexity"], "ceiling": np.nan,
-                     "normalised": np.nan, "ci_low": np.nan, "ci_high": np.nan, "n": summary["n_tokens"]})
-    columns = ["model", "dataset", "kind", "metric", "protocol", "selection", "layer", "layer_index", "layer_depth",
-               "raw_r", "ceiling", "normalised", "ci_low", "ci_high", "n"]
-    frame = pd.DataFrame(rows, columns=columns)
+        ceiling = entry.get("ceiling")  # tidy_row: a non-positive or missing ceiling gives normalised NaN
+        rows.append(tidy_row(model, dataset, "behaviour", "surprisal_r", "default", entry["r"], ceiling=ceiling,
+                             ci=(entry["ci_low"], entry["ci_high"]), n=entry["n"]))
+        rows.append(tidy_row(model, dataset, "behaviour", "surprisal_r", "brainscore-2023", entry["brainscore_abs_r"],
+                             ceiling=ceiling, n=entry["brainscore_n"]))
+        rows.append(tidy_row(model, dataset, "behaviour", "perplexity", "default", summary["perplexity"], n=summary["n_tokens"]))
+    frame = tidy_frame(rows)
     write_table(frame, out_csv)
     write_json(details, Path(out_csv).with_suffix(".json"))
     return frame

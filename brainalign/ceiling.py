@@ -9,8 +9,8 @@ be expected to reach.
     bootstrap resamples and its asymptote v0 (median over bootstraps) is the ceiling of that subject's neuroid
     as if infinitely many other subjects were available. The default curve, v0 / sqrt(1 + c / n), is exact
     when subjects share one response plus independent noise (tested: recovers a planted ceiling within 0.02);
-    Brain-Score's v0 (1 - exp(-n / tau)) is available as ``curve: exponential`` and runs low on the same data. Brain-Score maps the pool to the
-    held-out subject with its linear-regression metric; here the pool's same neuroid is the predictor
+    Brain-Score's v0 (1 - exp(-n / tau)) is available as ``curve: exponential`` and runs low on the same data. Brain-Score maps the pool to
+    the held-out subject with its linear-regression metric; here the pool's same neuroid is the predictor
     (a consistency ceiling), which is exact for ROI-level data whose neuroids correspond across subjects.
 Group-averaged data (one subject, ``average``) have no ceiling: raw r is reported, with a note.
 """
@@ -21,30 +21,19 @@ import logging
 
 import numpy as np
 
-from brainalign.encoding import pearson_columns
+from brainalign.correlation import pearson_columns, split_half_r
 from brainalign.io import write_json
 
 log = logging.getLogger("brainalign.ceiling")
 
 
-def spearman_brown(r, factor: float = 2.0):
-    r = np.asarray(r, dtype=float)
-    return factor * r / (1 + (factor - 1) * r)
-
-
 def split_half_ceiling(responses: np.ndarray, n_splits: int = 10, seed: int = 0) -> dict:
-    """responses: (subjects, samples, neuroids). Median over splits of the Spearman-Brown corrected half r."""
+    """responses: (subjects, samples, neuroids). Median over splits of the Spearman-Brown corrected half r per
+    neuroid (halves of equal size: with an odd count one subject sits out each split), median over neuroids."""
     n_subjects = responses.shape[0]
     if n_subjects < 2:
         raise ValueError("split-half ceiling needs at least 2 subjects")
-    rng = np.random.RandomState(seed)
-    per_split = []
-    for _ in range(n_splits):
-        order = rng.permutation(n_subjects)
-        half = n_subjects // 2
-        a = np.nanmean(responses[order[:half]], axis=0)
-        b = np.nanmean(responses[order[half:2 * half]], axis=0)
-        per_split.append(spearman_brown(pearson_columns(a, b)))
+    per_split = split_half_r(responses, pearson_columns, n_splits, seed, equal=True)
     per_neuroid = np.nanmedian(np.vstack(per_split), axis=0)
     return {"ceiling": float(np.nanmedian(per_neuroid)), "per_neuroid": per_neuroid.tolist()}
 
@@ -101,7 +90,8 @@ def extrapolation_ceiling(responses: np.ndarray, pool_sizes=None, n_draws: int =
                 v0[s, j] = np.median(estimates)
     per_neuroid = v0.reshape(-1)
     return {"ceiling": float(np.nanmedian(per_neuroid)), "per_neuroid": per_neuroid.tolist(),
-            "pool_sizes": pool_sizes.tolist(), "mean_consistency_by_pool_size": np.nanmedian(mean_by_size.reshape(len(pool_sizes), -1), axis=1).tolist()}
+            "pool_sizes": pool_sizes.tolist(),
+            "mean_consistency_by_pool_size": np.nanmedian(mean_by_size.reshape(len(pool_sizes), -1), axis=1).tolist()}
 
 
 def compute_ceiling(dataset, options: dict | None = None) -> dict:

@@ -1,6 +1,7 @@
 """The ``brainalign`` console command.
 
     brainalign analyse SCORES.csv --models MODELS.csv --out DIR [--label TEXT] [--subset instruction_tuned|all]
+                       [--seed N] [--n-permutations N] [--no-figures]
 
 SCORES.csv needs only ``model,dataset,score`` (one row per model x dataset), so another study's published
 numbers can be analysed with the same statistics as the workflow's own.
@@ -19,12 +20,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     analyse = commands.add_parser("analyse", help="pair effects and property correlations from a scores table")
     analyse.add_argument("scores", help="CSV with columns model,dataset,score")
-    analyse.add_argument("--models", required=True, help="models table CSV (model, family, instruction_tuned, vanilla_base_model, n_params, ...)")
+    analyse.add_argument("--models", required=True,
+                         help="models table CSV (model, family, instruction_tuned, vanilla_base_model, n_params, ...)")
     analyse.add_argument("--out", required=True, help="output folder")
     analyse.add_argument("--label", default=None, help="what the pairs compare (figure titles)")
     analyse.add_argument("--subset", choices=["instruction_tuned", "all"], default="instruction_tuned",
                          help="models used for the property correlations (default: instruction-tuned, as the paper)")
     analyse.add_argument("--seed", type=int, default=0)
+    analyse.add_argument("--n-permutations", type=int, default=10000,
+                         help="random sign flips of the permutation test when a measure has more than 16 pairs (default: 10000)")
     analyse.add_argument("--figures", dest="figures", action="store_true", default=True)
     analyse.add_argument("--no-figures", dest="figures", action="store_false")
     return parser
@@ -34,10 +38,10 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "analyse":
-            from brainalign.stats import analyse
+            from brainalign.analysis import analyse
 
             result = analyse(args.scores, args.models, args.out, label=args.label, subset=args.subset, seed=args.seed,
-                             figures=args.figures)
+                             figures=args.figures, n_permutations=args.n_permutations)
             print(f"wrote {args.out}/instruction_effect.csv, {args.out}/property_correlations.csv"
                   + (f" and {len(result['figures'])} figures" if args.figures else ""))
     except BrainalignError as error:

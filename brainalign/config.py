@@ -18,16 +18,6 @@ from brainalign.errors import BrainalignError
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 
-# keys each model source needs (the schema says which keys exist; this says which are required together)
-SOURCE_REQUIRED_KEYS = {
-    "hub": ("hf_id",),
-    "local": ("path",),
-    "gguf_package": ("package",),
-    "package_folder": ("package", "folder"),
-    "untrained": ("architecture_of",),
-}
-
-
 class ConfigError(BrainalignError):
     """The configuration is invalid; the message names the field."""
 
@@ -39,12 +29,23 @@ def _field_path(path) -> str:
     return out
 
 
+def _with_registered_sources(schema: dict) -> dict:
+    """The schema with the model entry's ``source`` restricted to the registered sources (brainalign.models.SOURCES,
+    the one place a source is defined; the schema file leaves the list to it)."""
+    from brainalign.models import SOURCES
+
+    source = schema.get("$defs", {}).get("model", {}).get("properties", {}).get("source")
+    if source is not None and "enum" not in source:
+        source["enum"] = list(SOURCES)
+    return schema
+
+
 def validate_schema(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
     """Validate ``config`` against the schema, inject defaults, and raise one clear line on the first error."""
     import jsonschema
     from snakemake.utils import validate as snakemake_validate
 
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = _with_registered_sources(yaml.safe_load(Path(schema_path).read_text()))
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
@@ -61,24 +62,24 @@ def validate_schema(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict
 
 def check_semantics(config: dict, known_adapters: dict | None = None) -> None:
     """Checks the schema cannot express; raise ConfigError naming the field."""
+    from brainalign.models import get_source  # the source registry (not at import: the Snakefile imports this module)
+
     names: dict[str, int] = {}
     for i, model in enumerate(config["models"]):
         name = model["name"]
         if name in names:
             raise ConfigError(f"config.models[{i}].name: duplicate model name {name!r} (also models[{names[name]}])")
         names[name] = i
-        for key in SOURCE_REQUIRED_KEYS[model["source"]]:
-            if not model.get(key):
-                raise ConfigError(
-                    f"config.models[{i}] ({name}): source {model['source']!r} needs the key {key!r}"
-                )
-        if model["source"] == "gguf_package" and not (model.get("gguf") or model.get("assemble")):
-            raise ConfigError(f"config.models[{i}] ({name}): source 'gguf_package' needs 'gguf' (file in the package) or 'assemble' (module:function)")
+        problems = get_source(model["source"]).config_problems(model)  # the source's required keys, ...
+        if problems:
+            raise ConfigError(f"config.models[{i}] ({name}): {problems[0]}")
     for i, model in enumerate(config["models"]):
         for key in ("base_model", "architecture_of"):
             other = model.get(key)
             if other is not None and other not in names:
-                raise ConfigError(f"config.models[{i}].{key}: model {other!r} is not in config.models (known: {', '.join(names)})")
+                raise ConfigError(
+                    f"config.models[{i}].{key}: model {other!r} is not in config.models (known: {', '.join(names)})"
+                )
             if other == model["name"] and key == "architecture_of":
                 raise ConfigError(f"config.models[{i}].architecture_of: a model cannot be its own architecture source")
         arch = model.get("architecture_of")
@@ -94,7 +95,8 @@ def check_semantics(config: dict, known_adapters: dict | None = None) -> None:
             _check_encoding_override(config, i, dataset["encoding"])
         if known_adapters is not None and dataset["adapter"] not in known_adapters:
             raise ConfigError(
-                f"config.datasets[{i}].adapter: unknown adapter {dataset['adapter']!r} (known: {', '.join(sorted(known_adapters))})"
+                f"config.datasets[{i}].adapter: unknown adapter {dataset['adapter']!r} "
+                f"(known: {', '.join(sorted(known_adapters))})"
             )
 
 

@@ -14,8 +14,8 @@ import platform
 import shutil
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 FLOAT_FORMAT = "%.10g"
 

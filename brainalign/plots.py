@@ -16,6 +16,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from brainalign.io import atomic_path, write_table  # noqa: E402
+from brainalign.tables import headline_scores, model_by_dataset, pairs_of  # noqa: E402
 
 log = logging.getLogger("brainalign.plots")
 
@@ -62,10 +63,8 @@ def _panels(n: int, width: float = 3.4, height: float = 3.0):
 
 def pair_slopes(scores: pd.DataFrame, models: pd.DataFrame, out_dir, label: str | None = None) -> list[Path]:
     """Base vs derived score for every pair, one panel per dataset (slope graph)."""
-    from brainalign.stats import pairs_of
-
     pairs = pairs_of(models)
-    wide = scores.pivot_table(index="model", columns="dataset", values="score", aggfunc="first")
+    wide = model_by_dataset(scores, average=False)
     rows = [{"dataset": d, "base": b, "derived": m, "base_score": wide.at[b, d], "derived_score": wide.at[m, d]}
             for d in wide.columns for b, m in pairs if b in wide.index and m in wide.index
             and np.isfinite(wide.at[b, d]) and np.isfinite(wide.at[m, d])]
@@ -178,8 +177,6 @@ def behaviour_vs_perplexity(tidy: pd.DataFrame, models: pd.DataFrame, out_dir) -
 
 def make_figures(tidy_csv, models_csv, out_dir, label: str | None = None) -> list[Path]:
     """Step of rule figures: every figure from the tidy table and the models table."""
-    from brainalign.stats import headline_scores
-
     tidy = pd.read_csv(tidy_csv)
     models = pd.read_csv(models_csv)
     out_dir = Path(out_dir)

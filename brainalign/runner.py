@@ -11,7 +11,21 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
+
+
+def export_package_path() -> None:
+    """Put the folder holding this ``brainalign`` package on PYTHONPATH for the jobs Snakemake starts.
+
+    Every rule's script imports the package. The project's venv has it installed, but a per-rule conda environment
+    (``--sdm conda``) does not: jobs inherit Snakemake's environment, so exporting the folder Snakemake itself
+    imported the package from makes the same code importable there, with no path manipulation in each script."""
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if root not in paths:
+        os.environ["PYTHONPATH"] = os.pathsep.join([root, *paths])
 
 
 def run_rule(snakemake, step: Callable) -> None:

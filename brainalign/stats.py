@@ -9,39 +9,22 @@ analysed with the same code.
     n <= 16, else ``n_permutations`` random flips) and a percentile bootstrap CI of the mean.
   * Property correlations: Pearson r (p-values Benjamini-Hochberg corrected over all tests, as the paper) and
     Spearman rho across the selected models (instruction-tuned by default, as the paper).
+
+Pure statistics on tables in memory: no file I/O and no plotting (reading the inputs and writing the results is
+``brainalign.analysis``; the tables themselves are ``brainalign.tables``).
 """
 
 from __future__ import annotations
 
 import itertools
-import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from brainalign.errors import BrainalignError
-from brainalign.io import write_table
-
-log = logging.getLogger("brainalign.stats")
+from brainalign.tables import model_by_dataset, pairs_of
 
 ID_COLUMNS = {"model", "family", "instruction_tuned", "vanilla_base_model", "trained", "kind", "source", "model_id",
               "revision", "quantization", "n_layers"}
-
-
-def headline_scores(tidy: pd.DataFrame, options: dict | None = None) -> pd.DataFrame:
-    """One score per model x dataset from the tidy table: brain -> linear / ridge-grouped / best layer raw r;
-    behaviour -> surprisal_r / default raw r (configurable via ``options``)."""
-    options = dict(options or {})
-    brain = tidy[(tidy["kind"] == "brain") & (tidy["metric"] == options.get("brain_metric", "linear"))
-                 & (tidy["protocol"] == options.get("brain_protocol", "ridge-grouped"))
-                 & (tidy["selection"] == options.get("brain_selection", "best"))]
-    behaviour = tidy[(tidy["kind"] == "behaviour") & (tidy["metric"] == "surprisal_r")
-                     & (tidy["protocol"] == options.get("behaviour_protocol", "default"))]
-    frame = pd.concat([brain, behaviour], ignore_index=True)
-    frame = frame.rename(columns={"raw_r": "score"})
-    columns = ["model", "dataset", "score", "kind", "metric", "protocol", "layer", "normalised", "ci_low", "ci_high"]
-    return frame[columns].sort_values(["model", "dataset"], kind="mergesort").reset_index(drop=True)
 
 
 def sign_flip_test(differences, n_permutations: int = 10000, seed: int = 0) -> float:
@@ -87,21 +70,8 @@ def benjamini_hochberg(p_values) -> np.ndarray:
     return out
 
 
-def _wide(scores: pd.DataFrame) -> pd.DataFrame:
-    wide = scores.pivot_table(index="model", columns="dataset", values="score", aggfunc="first")
-    wide["average"] = wide.mean(axis=1, skipna=False)
-    return wide
-
-
-def pairs_of(models: pd.DataFrame) -> list[tuple[str, str]]:
-    """(base, derived) for every model whose vanilla_base_model names another model in the table."""
-    names = set(models["model"])
-    return [(row.vanilla_base_model, row.model) for row in models.itertuples()
-            if isinstance(row.vanilla_base_model, str) and row.vanilla_base_model != row.model and row.vanilla_base_model in names]
-
-
 def pair_effect(scores: pd.DataFrame, models: pd.DataFrame, seed: int = 0, n_permutations: int = 10000) -> pd.DataFrame:
-    wide = _wide(scores)
+    wide = model_by_dataset(scores)
     pairs = [(b, d) for b, d in pairs_of(models) if b in wide.index and d in wide.index]
     rows = []
     for measure in wide.columns:
@@ -135,7 +105,7 @@ def property_columns(models: pd.DataFrame) -> pd.DataFrame:
 def property_correlations(scores: pd.DataFrame, models: pd.DataFrame, subset: str = "instruction_tuned") -> pd.DataFrame:
     from scipy.stats import pearsonr, spearmanr
 
-    wide = _wide(scores)
+    wide = model_by_dataset(scores)
     chosen = models if subset == "all" else models[pd.to_numeric(models["instruction_tuned"], errors="coerce") == 1]
     props = property_columns(chosen).set_index("model")
     rows = []
@@ -152,39 +122,3 @@ def property_correlations(scores: pd.DataFrame, models: pd.DataFrame, subset: st
     table = pd.DataFrame(rows, columns=["measure", "property", "r", "p", "p_fdr", "spearman_rho", "n"])
     table["p_fdr"] = benjamini_hochberg(table["p"].to_numpy())
     return table
-
-
-def read_inputs(scores_csv, models_csv) -> tuple[pd.DataFrame, pd.DataFrame]:
-    for path in (scores_csv, models_csv):
-        if not Path(path).is_file():
-            raise BrainalignError(f"{path}: file not found")
-    scores = pd.read_csv(scores_csv)
-    missing = [c for c in ("model", "dataset", "score") if c not in scores.columns]
-    if missing:
-        raise BrainalignError(f"{scores_csv}: missing required columns {missing} (need model,dataset,score)")
-    if scores.duplicated(["model", "dataset"]).any():
-        raise BrainalignError(f"{scores_csv}: more than one row per model x dataset")
-    models = pd.read_csv(models_csv)
-    missing = [c for c in ("model", "instruction_tuned", "vanilla_base_model") if c not in models.columns]
-    if missing:
-        raise BrainalignError(f"{models_csv}: missing required columns {missing}")
-    return scores, models
-
-
-def analyse(scores_csv, models_csv, out_dir, label: str | None = None, subset: str = "instruction_tuned", seed: int = 0,
-            figures: bool = True) -> dict:
-    """Write instruction_effect.csv and property_correlations.csv (and figures) into ``out_dir``."""
-    scores, models = read_inputs(scores_csv, models_csv)
-    out_dir = Path(out_dir)
-    effect = pair_effect(scores, models, seed=seed)
-    correlations = property_correlations(scores, models, subset)
-    write_table(effect, out_dir / "instruction_effect.csv")
-    write_table(correlations, out_dir / "property_correlations.csv")
-    paths = []
-    if figures:
-        from brainalign.plots import pair_slopes, property_scatter
-
-        paths += pair_slopes(scores, models, out_dir / "figures", label)
-        paths += property_scatter(scores, models, out_dir / "figures", subset)
-    log.info("pairs: %d; correlations: %d rows (%s)", int(effect["n_pairs"].max() if len(effect) else 0), len(correlations), label or "")
-    return {"effect": effect, "correlations": correlations, "figures": paths}

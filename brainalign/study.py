@@ -1,7 +1,8 @@
 """The study level: gather every per-model score file into one tidy table and write the summary page.
 
-The tidy table is the single source for the analysis, the figures and the report, and it is the documented
-format (docs/DESIGN.md) that lets users analyse published numbers with the same code.
+The tidy table (columns, reading and checks: ``brainalign.tables``) is the single source for the analysis, the figures
+and the report, and it is the documented format (docs/DESIGN.md) that lets users analyse published numbers with
+the same code.
 """
 
 from __future__ import annotations
@@ -13,35 +14,12 @@ from pathlib import Path
 import pandas as pd
 
 from brainalign.config import models_table
-from brainalign.errors import BrainalignError
 from brainalign.io import atomic_path, write_table
-
-TIDY_COLUMNS = [
-    "model", "dataset", "kind", "metric", "protocol", "selection", "layer", "layer_index", "layer_depth",
-    "raw_r", "ceiling", "normalised", "ci_low", "ci_high", "n",
-]
-
-
-def read_tidy(paths) -> pd.DataFrame:
-    """Concatenate per-model score files, checking they carry the tidy columns; sorted for determinism."""
-    frames = []
-    for path in paths:
-        frame = pd.read_csv(path, keep_default_na=True)
-        missing = [c for c in TIDY_COLUMNS if c not in frame.columns]
-        if missing:
-            raise BrainalignError(f"{path}: missing tidy-table columns {missing}")
-        frames.append(frame[TIDY_COLUMNS])
-    if not frames:
-        return pd.DataFrame(columns=TIDY_COLUMNS)
-    tidy = pd.concat(frames, ignore_index=True)
-    order = ["model", "dataset", "kind", "metric", "protocol", "selection", "layer_index"]
-    return tidy.sort_values(order, kind="mergesort", na_position="first").reset_index(drop=True)
+from brainalign.tables import headline_scores, read_tidy
 
 
 def collect_scores(score_paths, config: dict, tidy_out, headline_out, models_out, properties_csv=None) -> pd.DataFrame:
     """Write the study-wide tidy table, the one-row-per-model-x-dataset headline table and the models table."""
-    from brainalign.stats import headline_scores
-
     tidy = read_tidy(score_paths)
     write_table(tidy, tidy_out)
     headline = headline_scores(tidy)
@@ -68,7 +46,8 @@ def write_summary_html(tidy_csv, headline_csv, models_csv, effect_csv, correlati
     effect = pd.read_csv(effect_csv)
     correlations = pd.read_csv(correlations_csv)
     best = tidy[(tidy["selection"].isin(["best", "nested"])) | (tidy["kind"] == "behaviour")]
-    best = best[["model", "dataset", "kind", "metric", "protocol", "selection", "layer", "raw_r", "ceiling", "normalised", "ci_low", "ci_high", "n"]]
+    best = best[["model", "dataset", "kind", "metric", "protocol", "selection", "layer", "raw_r", "ceiling", "normalised",
+                 "ci_low", "ci_high", "n"]]
     untrained = set(models.loc[models["trained"].astype(str).isin(["0", "False", "false"]), "model"])
     figures = sorted(Path(figures_dir).glob("*.png"))
     parts = [
@@ -82,7 +61,8 @@ def write_summary_html(tidy_csv, headline_csv, models_csv, effect_csv, correlati
         "whose layer is chosen on training folds only); 'normalised' divides by the dataset's noise ceiling where "
         "per-subject data allow one. Behaviour scores are Pearson r between per-word surprisal and reading times.</p>",
         "<h2>Models</h2>",
-        _table_html(models[[c for c in ["model", "family", "kind", "trained", "instruction_tuned", "vanilla_base_model", "n_params", "source", "model_id", "quantization"] if c in models.columns]]),
+        _table_html(models[[c for c in ["model", "family", "kind", "trained", "instruction_tuned", "vanilla_base_model", "n_params",
+                                        "source", "model_id", "quantization"] if c in models.columns]]),
         "<h2>Headline scores</h2>",
         _table_html(best),
         f"<h2>Pair effect ({html.escape(label)})</h2>",

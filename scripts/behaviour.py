@@ -1,5 +1,4 @@
 """Rule behaviour: surprisal vs reading times, with exclusions, CIs and ceilings, as tidy rows."""
-import sys; sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: E702
 from brainalign.runner import run_rule
 
 

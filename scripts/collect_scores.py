@@ -1,5 +1,4 @@
 """Rule collect_scores: the study-wide tidy table, the headline table and the models table."""
-import sys; sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: E702
 from brainalign.runner import run_rule
 
 

@@ -1,5 +1,4 @@
 """Rule compute_ceiling: the dataset's noise ceiling from per-subject data (or a note when there is none)."""
-import sys; sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: E702
 from brainalign.runner import run_rule
 
 

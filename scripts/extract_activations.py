@@ -1,5 +1,4 @@
 """Rule extract_activations: every layer for every stimulus, one HDF5 shard (resumable)."""
-import sys; sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: E702
 from brainalign.runner import run_rule
 
 

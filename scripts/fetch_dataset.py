@@ -1,5 +1,4 @@
 """Rule fetch_dataset: download a dataset's files (or copy the shipped local copy), checksums verified."""
-import sys; sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: E702  (works in any conda env)
 from brainalign.runner import run_rule
 
 

@@ -1,5 +1,4 @@
 """Rule figures: every figure of the study (PNG + PDF) and the data each one plots."""
-import sys; sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: E702
 from brainalign.runner import run_rule
 
 

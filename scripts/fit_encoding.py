@@ -1,5 +1,4 @@
 """Rule fit_encoding: cross-validated encoding model, RSA and CKA for one layer."""
-import sys; sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: E702
 from brainalign.runner import run_rule
 
 

@@ -1,5 +1,4 @@
 """Rule prepare_dataset: convert raw files to the common format (stimuli.tsv, data.h5, meta.json)."""
-import sys; sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: E702
 from brainalign.runner import run_rule
 
 

@@ -1,5 +1,4 @@
 """Rule prepare_model: make the model a local transformers folder with a provenance file, once."""
-import sys; sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: E702
 from brainalign.runner import run_rule
 
 

@@ -1,5 +1,4 @@
 """Rule score: layer profile, best layer and nested layer choice, ceiling-normalised, as tidy rows."""
-import sys; sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: E702
 from brainalign.runner import run_rule
 
 

@@ -1,5 +1,4 @@
 """Rule summary: one self-contained HTML page with the headline numbers, models (source, quantization), figures."""
-import sys; sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: E702
 from brainalign.runner import run_rule
 
 

@@ -1,5 +1,4 @@
 """Rule surprisal: per-word surprisal (bits) and perplexity of a causal LM on a reading dataset."""
-import sys; sys.path.insert(0, snakemake.scriptdir + "/..")  # noqa: E702
 from brainalign.runner import run_rule
 
 

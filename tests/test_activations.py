@@ -67,16 +67,18 @@ def test_one_pass_per_group_equals_rerunning_each_prefix(tiny):
 
 def test_word_windows_keep_minimum_context(tiny):
     """Per-word vectors from overlapping windows equal a direct run over the same window of tokens."""
-    import torch
 
     spec, loaded = tiny
     words = ("Alice was beginning to get very tired of sitting by her sister on the bank . " * 6).split()
-    stimuli = pd.DataFrame({"stimulus_id": [f"w{i}" for i in range(len(words))], "text": words, "group": "story", "position": range(len(words)),
-                            "onset": np.arange(len(words)) * 0.3, "offset": np.arange(len(words)) * 0.3 + 0.25})
-    names, arrays = extract_arrays(loaded, spec, stimuli, {"kind": "timeseries"}, {"max_context_tokens": 40, "min_context_tokens": 12, "progress": False})
+    stimuli = pd.DataFrame({"stimulus_id": [f"w{i}" for i in range(len(words))], "text": words, "group": "story",
+                            "position": range(len(words)), "onset": np.arange(len(words)) * 0.3,
+                            "offset": np.arange(len(words)) * 0.3 + 0.25})
+    names, arrays = extract_arrays(loaded, spec, stimuli, {"kind": "timeseries"},
+                                   {"max_context_tokens": 40, "min_context_tokens": 12, "progress": False})
     assert arrays[names[-1]].shape == (len(words), 32) and np.isfinite(arrays[names[-1]]).all()
     # the first word read from the first window equals running the first window alone
-    _, single = extract_arrays(loaded, spec, stimuli, {"kind": "timeseries"}, {"max_context_tokens": 200, "min_context_tokens": 12, "progress": False})
+    _, single = extract_arrays(loaded, spec, stimuli, {"kind": "timeseries"},
+                               {"max_context_tokens": 200, "min_context_tokens": 12, "progress": False})
     np.testing.assert_allclose(arrays[names[-1]][:5], single[names[-1]][:5], atol=1e-5)
     assert not np.allclose(arrays[names[-1]][-1], single[names[-1]][-1])  # late words saw a shorter context
 
@@ -106,7 +108,8 @@ def test_real_minilm_on_a_few_sentences(model_specs, tmp_path):
     spec = model_specs["all-minilm-l6-v2"]
     prepare_model(spec, tmp_path / "minilm")
     loaded = load_model(spec, tmp_path / "minilm", device="cpu")
-    names, arrays = extract_arrays(loaded, spec, sentence_table([f"g{i}" for i in range(6)]), {"kind": "sentence", "context": "sentence"}, {"progress": False})
+    names, arrays = extract_arrays(loaded, spec, sentence_table([f"g{i}" for i in range(6)]), {"kind": "sentence", "context": "sentence"},
+                                   {"progress": False})
     assert names[0] == "embeddings.word_embeddings" and len(names) == 7
     last = arrays[names[-1]]
     assert last.shape == (6, 384) and np.isfinite(last).all()

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import torch
 
-from brainalign.behaviour import (behaviour_scores, split_half_rt_ceiling, token_surprisals, token_word_index, word_surprisals,
-                                  words_to_text)
+from brainalign.alignment import token_word_index, words_to_text
+from brainalign.behaviour import behaviour_scores, split_half_rt_ceiling, token_surprisals, word_surprisals
 from brainalign.datasets.base import PreparedDataset
 from brainalign.models import load_model
 

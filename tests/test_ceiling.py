@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from brainalign.ceiling import compute_ceiling, extrapolation_ceiling, split_half_ceiling, spearman_brown
+from brainalign.ceiling import compute_ceiling, extrapolation_ceiling, split_half_ceiling
+from brainalign.correlation import spearman_brown
 from brainalign.datasets.base import PreparedDataset
 
 
@@ -42,15 +43,18 @@ def test_extrapolation_ceiling_approaches_the_single_subject_limit():
 
 def test_group_averaged_data_get_no_ceiling_and_a_note():
     stimuli = pd.DataFrame({"stimulus_id": ["a", "b", "c"], "text": ["x"] * 3, "group": ["g"] * 3, "position": [0, 1, 2]})
-    dataset = PreparedDataset(stimuli, np.ones((1, 3, 1), np.float32), ["average"], ["lang"], meta={"kind": "sentence", "group_averaged": True})
+    dataset = PreparedDataset(stimuli, np.ones((1, 3, 1), np.float32), ["average"], ["lang"],
+                              meta={"kind": "sentence", "group_averaged": True})
     result = compute_ceiling(dataset)
     assert result["ceiling"] is None and result["method"] == "none" and "raw r" in result["note"]
 
 
 def test_per_subject_dataset_uses_extrapolation_and_reports_split_half():
     responses = synthetic_subjects(n_subjects=6, n_samples=300, n_neuroids=2).astype(np.float32)
-    stimuli = pd.DataFrame({"stimulus_id": [f"s{i}" for i in range(300)], "text": ["x"] * 300, "group": ["g"] * 300, "position": range(300)})
-    dataset = PreparedDataset(stimuli, responses, [f"p{i}" for i in range(6)], ["a", "b"], meta={"kind": "sentence", "group_averaged": False})
+    stimuli = pd.DataFrame({"stimulus_id": [f"s{i}" for i in range(300)], "text": ["x"] * 300, "group": ["g"] * 300,
+                            "position": range(300)})
+    dataset = PreparedDataset(stimuli, responses, [f"p{i}" for i in range(6)], ["a", "b"],
+                              meta={"kind": "sentence", "group_averaged": False})
     result = compute_ceiling(dataset, {"n_bootstrap": 5})
     assert result["method"] == "extrapolation" and 0 < result["ceiling"] <= 1
     assert 0 < result["split_half"]["ceiling"] <= 1

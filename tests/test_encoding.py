@@ -8,9 +8,20 @@ from scipy.stats import pearsonr
 from sklearn.linear_model import LinearRegression, Ridge, RidgeCV
 from sklearn.model_selection import KFold, ShuffleSplit
 
-from brainalign.encoding import (FoldCrossProducts, RidgeSVD, ShiftedSystems, block_folds, cross_validated_score,
-                                 grouped_folds, ols_fit_predict, pearson_columns, ridge_cv, ridge_loo, score_layers_file,
-                                 shuffle_splits)
+from brainalign.correlation import pearson_columns
+from brainalign.encoding import (
+    FoldCrossProducts,
+    RidgeSVD,
+    ShiftedSystems,
+    block_folds,
+    cross_validated_score,
+    grouped_folds,
+    ols_fit_predict,
+    ridge_cv,
+    ridge_loo,
+    score_layers_file,
+    shuffle_splits,
+)
 
 
 @pytest.mark.parametrize("n, p", [(120, 30), (60, 200)])
@@ -180,7 +191,7 @@ def test_block_folds_leave_a_gap():
 
 
 def test_zscoring_uses_training_statistics_only():
-    from brainalign.encoding import _standardise
+    from brainalign.encoding.ridge import _standardise
 
     rng = np.random.default_rng(4)
     train, test = rng.normal(5, 3, (100, 4)), rng.normal(-50, 10, (20, 4))

@@ -8,7 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from brainalign.encoding import RidgeSVD, _bootstrap, cross_validated_score, ols_fit_predict, pearson_columns, ridge_cv
+from brainalign.correlation import pearson_columns
+from brainalign.encoding import RidgeSVD, cross_validated_score, ols_fit_predict, ridge_cv
+from brainalign.encoding.protocols import _bootstrap
 from brainalign.errors import BrainalignError
 
 torch = pytest.importorskip("torch")

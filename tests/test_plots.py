@@ -18,10 +18,10 @@ def tidy_table():
                              "ceiling": 0.5, "normalised": (base + 0.01 * i) / 0.5, "ci_low": np.nan, "ci_high": np.nan, "n": 100})
             rows.append(dict(rows[-1], selection="best"))
         if model != "m1-untrained":
-            rows.append({"model": model, "dataset": "ns", "kind": "behaviour", "metric": "surprisal_r", "protocol": "default", "raw_r": base,
-                         "selection": "", "layer": ""})
-            rows.append({"model": model, "dataset": "ns", "kind": "behaviour", "metric": "perplexity", "protocol": "default", "raw_r": 20 + base,
-                         "selection": "", "layer": ""})
+            rows.append({"model": model, "dataset": "ns", "kind": "behaviour", "metric": "surprisal_r", "protocol": "default",
+                         "raw_r": base, "selection": "", "layer": ""})
+            rows.append({"model": model, "dataset": "ns", "kind": "behaviour", "metric": "perplexity", "protocol": "default",
+                         "raw_r": 20 + base, "selection": "", "layer": ""})
     return pd.DataFrame(rows)
 
 
@@ -29,8 +29,9 @@ def test_figures_are_drawn_with_the_expected_points(tmp_path):
     tidy = tmp_path / "scores.csv"
     tidy_table().to_csv(tidy, index=False)
     models = tmp_path / "models.csv"
-    pd.DataFrame({"model": ["m1", "m1-untrained", "m2"], "instruction_tuned": [0, 0, 0], "vanilla_base_model": ["m1-untrained", "m1-untrained", "m2"],
-                  "n_params": [1e8, 1e8, 3e8], "trained": [1, 0, 1]}).to_csv(models, index=False)
+    pd.DataFrame({"model": ["m1", "m1-untrained", "m2"], "instruction_tuned": [0, 0, 0],
+                  "vanilla_base_model": ["m1-untrained", "m1-untrained", "m2"], "n_params": [1e8, 1e8, 3e8],
+                  "trained": [1, 0, 1]}).to_csv(models, index=False)
     paths = make_figures(tidy, models, tmp_path / "figures", label="trained vs untrained")
     names = {p.stem for p in paths}
     assert names == {"pair_effect", "alignment_vs_size", "layer_profiles", "behaviour_vs_perplexity"}

@@ -32,7 +32,8 @@ def test_cka_invariances_and_identity():
     # kernel form (features > samples) equals the feature form
     wide = rng.standard_normal((10, 30))
     centred_w, centred_y = wide - wide.mean(0), y[:10] - y[:10].mean(0)
-    feature_form = np.linalg.norm(centred_y.T @ centred_w) ** 2 / (np.linalg.norm(centred_w.T @ centred_w) * np.linalg.norm(centred_y.T @ centred_y))
+    feature_form = np.linalg.norm(centred_y.T @ centred_w) ** 2 / (
+        np.linalg.norm(centred_w.T @ centred_w) * np.linalg.norm(centred_y.T @ centred_y))
     assert abs(linear_cka(wide, y[:10]) - feature_form) < 1e-10
 
 

@@ -43,7 +43,8 @@ def _config(workdir: Path) -> Path:
 def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir),
                "--configfile", str(_config(workdir)), *args]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]))
+    result = subprocess.run(command, capture_output=True, text=True, cwd=REPO,
+                            env=dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 

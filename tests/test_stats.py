@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import pearsonr, spearmanr
 
-from brainalign.stats import benjamini_hochberg, headline_scores, pair_effect, property_correlations, sign_flip_test
+from brainalign.stats import benjamini_hochberg, pair_effect, property_correlations, sign_flip_test
 
 MODELS = pd.DataFrame({
     "model": ["a", "a-it", "b", "b-it", "c", "c-it"],
@@ -64,15 +64,3 @@ def test_property_correlations_against_scipy():
     few = property_correlations(scores_table()[scores_table()["model"].isin(["a-it", "b-it"])], MODELS)
     assert few["r"].isna().all() and (few["n"] == 2).all()
 
-
-def test_headline_scores_pick_one_row_per_model_and_dataset():
-    tidy = pd.DataFrame([
-        {"model": "m", "dataset": "d", "kind": "brain", "metric": "linear", "protocol": "ridge-grouped", "selection": "best", "layer": "l1", "raw_r": 0.3, "normalised": np.nan, "ci_low": 0.2, "ci_high": 0.4},
-        {"model": "m", "dataset": "d", "kind": "brain", "metric": "linear", "protocol": "ridge-grouped", "selection": "nested", "layer": "l1", "raw_r": 0.25, "normalised": np.nan, "ci_low": np.nan, "ci_high": np.nan},
-        {"model": "m", "dataset": "d", "kind": "brain", "metric": "linear", "protocol": "brainscore-2023", "selection": "best", "layer": "l2", "raw_r": 0.5, "normalised": np.nan, "ci_low": np.nan, "ci_high": np.nan},
-        {"model": "m", "dataset": "r", "kind": "behaviour", "metric": "surprisal_r", "protocol": "default", "selection": "", "layer": "", "raw_r": 0.2, "normalised": np.nan, "ci_low": 0.1, "ci_high": 0.3},
-        {"model": "m", "dataset": "r", "kind": "behaviour", "metric": "perplexity", "protocol": "default", "selection": "", "layer": "", "raw_r": 25.0, "normalised": np.nan, "ci_low": np.nan, "ci_high": np.nan},
-    ])
-    headline = headline_scores(tidy).set_index("dataset")
-    assert headline.at["d", "score"] == 0.3 and headline.at["r", "score"] == 0.2 and len(headline) == 2
-    assert headline_scores(tidy, {"brain_protocol": "brainscore-2023"}).set_index("dataset").at["d", "score"] == 0.5

@@ -8,7 +8,6 @@ forced re-extraction of one model rebuilds only that model's downstream files; t
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

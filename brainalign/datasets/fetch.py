@@ -73,7 +73,8 @@ def verify_file(path: Path, checksum: str | None, size: int | None = None, where
         algorithm, expected = parse_checksum(checksum, where)
         actual = sha256 if algorithm == "sha256" else file_hash(path, algorithm)
         if actual != expected:
-            raise BrainalignError(f"{where}: {algorithm} mismatch: expected {expected}, got {actual} (corrupted, truncated or changed file)")
+            raise BrainalignError(f"{where}: {algorithm} mismatch: expected {expected}, got {actual} "
+                                  "(corrupted, truncated or changed file)")
     return sha256
 
 
@@ -166,7 +167,8 @@ def download(url: str, dest: Path, checksum: str | None = None, size: int | None
             break
         except urllib.error.HTTPError as error:
             if error.code in NO_RETRY_HTTP:
-                raise BrainalignError(f"{url}: HTTP {error.code} {error.reason}; expected the file {dest.name} (check the url or base_url)") from None
+                raise BrainalignError(f"{url}: HTTP {error.code} {error.reason}; expected the file {dest.name} "
+                                      "(check the url or base_url)") from None
             last_error = f"HTTP {error.code}"
         except (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, OSError) as error:
             last_error = f"{type(error).__name__}: {error}"
@@ -247,7 +249,7 @@ def download_all(spec: dict, adapter, dest: Path, cache: Path) -> list[dict]:
 
 def fetch_dataset(spec: dict, out_dir) -> None:
     """Step function of rule ``fetch_dataset``: raw files of one dataset into ``out_dir`` + ``fetch.json``."""
-    from brainalign.datasets import get_adapter
+    from brainalign.datasets.registry import get_adapter
 
     adapter = get_adapter(spec["adapter"])
     out_dir = Path(out_dir)

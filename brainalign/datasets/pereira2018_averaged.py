@@ -84,7 +84,8 @@ def prepare(raw_dir: Path, out_dir: Path, options: dict) -> None:
         "description": "Pereira et al. 2018 exps 2 (384 sentences, 96 passages) and 3 (243 sentences, 72 passages): "
                        "participant-averaged language-network response per sentence.",
         "source": REMOTE_FILES[0][1],
-        "licence": "Pereira et al. 2018 data; de Varda repository states no licence; stimulus set from carina-kauf/perturbed-neural-nlp (no licence file)",
+        "licence": "Pereira et al. 2018 data; de Varda repository states no licence; "
+                   "stimulus set from carina-kauf/perturbed-neural-nlp (no licence file)",
         "provenance": f"responses: de Varda et al. pereira_averaged.csv (original wording); passages: Brain-Score-style "
                       f"Pereira2018_stimulus_set_20220209.csv. {n_reworded} sentences differ in wording (pronouns "
                       f"dereferenced in the stimulus set) and were matched by optimal string-similarity assignment; "

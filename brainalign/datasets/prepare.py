@@ -92,7 +92,7 @@ def subset_groups(ds: PreparedDataset, n_groups: int, where: str) -> PreparedDat
 
 def prepare_dataset(spec: dict, raw_dir, out_dir) -> None:
     """Convert ``raw_dir`` (the fetch output) to the prepared format in ``out_dir``, validated and cleaned."""
-    from brainalign.datasets import get_adapter
+    from brainalign.datasets.registry import get_adapter
 
     adapter = get_adapter(spec["adapter"])
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)

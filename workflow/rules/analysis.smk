@@ -50,6 +50,7 @@ rule analyse:
         label=config["comparison_label"],
         subset=config["analysis"]["subset"],
         seed=SEED,
+        n_permutations=config["analysis"].get("n_permutations", 10000),
     log:
         "logs/analyse.log",
     conda:
@@ -91,7 +92,6 @@ rule summary:
         report("results/summary.html", category="Summary", caption="../report/summary.rst"),
     params:
         label=config["comparison_label"],
-        config=config,
     log:
         "logs/summary.log",
     conda:

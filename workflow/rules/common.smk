@@ -2,8 +2,12 @@
 
 import sys
 
-from brainalign.config import dataset_specs, encoding_options, load_and_check, model_specs
+from brainalign import options as brainalign_options
+from brainalign.config import dataset_specs, load_and_check, model_specs
 from brainalign.errors import BrainalignError
+from brainalign.runner import export_package_path
+
+export_package_path()  # jobs in per-rule conda environments (--sdm conda) import the same package
 
 
 def _load_workflow_config():
@@ -66,13 +70,10 @@ def dataset_spec(wildcards):
 
 def layer_names(model, dataset):
     """Layers stored in the (checkpointed) activation shard, in model order."""
-    import json
-
-    import h5py
+    from brainalign.shards import read_layer_names
 
     shard = checkpoints.extract_activations.get(model=model, dataset=dataset).output.shard
-    with h5py.File(shard, "r") as handle:
-        return json.loads(handle.attrs["layer_names"])
+    return read_layer_names(shard)
 
 
 def layer_results(wildcards):
@@ -103,40 +104,28 @@ def all_outputs():
     ]
 
 
+# Every job gets its stage's complete options: each schema default filled in (brainalign/options.py reads them
+# from the schema, the one place they are written), the global seed, and the model's or dataset's overrides.
 def stage_options(stage, **extra):
-    """A stage's options from the config, with the global seed added."""
-    options = dict(config.get(stage, {}))
-    options.setdefault("seed", SEED)
-    options.update(extra)
-    return options
+    """A stage's options: the config block with every schema default, the global seed, then ``extra``."""
+    return brainalign_options.stage_options(config, stage, **extra)
 
 
 def dataset_encoding_options(wildcards):
     """Encoding options for the job's dataset: the top-level block with the dataset's overrides."""
-    options = encoding_options(config, wildcards.dataset)
-    options.setdefault("seed", SEED)
-    return options
+    return brainalign_options.dataset_encoding_options(config, wildcards.dataset)
 
 
 def ceiling_options(wildcards):
-    return stage_options("ceiling", encoding=encoding_options(config, wildcards.dataset))
+    return brainalign_options.ceiling_options(config, wildcards.dataset)
 
 
 def extraction_options(wildcards):
-    options = stage_options("extraction")
-    spec = MODELS[wildcards.model]
-    for key in ("batch_size", "max_context_tokens"):
-        if key in spec:
-            options[key] = spec[key]
-    return options
+    return brainalign_options.extraction_options(config, wildcards.model)
 
 
 def behaviour_options(wildcards):
-    options = stage_options("behaviour")
-    spec = MODELS[wildcards.model]
-    if "max_context_tokens" in spec:
-        options["max_context_tokens"] = spec["max_context_tokens"]
-    return options
+    return brainalign_options.behaviour_options(config, wildcards.model)
 
 
 def model_gpus(wildcards):

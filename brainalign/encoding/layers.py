@@ -1,0 +1,248 @@
+"""The per-layer steps of the workflow: every layer metric of one layer against one prepared dataset (rule
+fit_encoding, one JSON per layer), and over all of a model's layers the tidy score rows (rule score).
+
+Layer metrics are a registry, :data:`LAYER_METRICS`: how a metric is computed from the layer's design and how
+its per-layer results become rows. Two kinds, one row builder each:
+  * the encoding protocols (every registered one, :data:`encoding.protocols.PROTOCOLS`): stored under
+    ``result["protocols"][name]``, chosen and ordered by ``options["protocols"]``; rows ``linear`` / protocol for
+    each layer, the best layer and the nested layer choice, normalised by the noise ceiling;
+  * the similarity metrics (``rsa``, ``cka``): stored under ``result[name]``, switched off together by
+    ``options["similarity"]: false``; rows for each layer and the best layer, not normalised.
+
+Adding a metric is one registered function plus its config entry (``encoding.similarity`` turns it off, or name
+another boolean option as its ``switch`` and add that to workflow/schemas/config.schema.yaml)::
+
+    @register_layer_metric("procrustes")
+    def procrustes(layer: LayerInputs) -> float:
+        return float(orthogonal_procrustes_r(layer.x, layer.y))  # stored as result["procrustes"]
+
+Adding a protocol (``encoding.protocols.register_protocol``) makes it a layer metric with no more code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from brainalign.encoding.design import layer_design, responses_matrix
+from brainalign.encoding.protocols import PROTOCOLS, cross_validated_score, get_protocol
+from brainalign.errors import BrainalignError
+from brainalign.io import write_json, write_table
+from brainalign.shards import check_stimulus_ids, read_layer
+from brainalign.similarity import linear_cka, rsa
+
+log = logging.getLogger("brainalign.encoding")  # the package's logger, as before the split (log filters name it)
+
+
+# ----------------------------------------------------------------------------------------------- registry
+@dataclass(frozen=True)
+class LayerInputs:
+    """One layer's regression problem, what every layer metric is computed from (see encoding.design)."""
+
+    x: np.ndarray           # the layer's design: samples x features (time series: scans x delayed features)
+    y: np.ndarray           # the usable responses: samples x neuroids
+    groups: Any             # CV groups per sample, or None (a single-run time series: blocks of scans)
+    overrides: dict         # what the design fixed (``delays``; ``blocks`` for a single run)
+    options: dict           # the encoding options
+
+
+@dataclass
+class LayerProfile:
+    """Every layer's stored result for one model x dataset, and what each tidy row repeats."""
+
+    model: str
+    dataset: str
+    layer_names: list       # model order: layer i is at relative depth i / (n - 1)
+    by_layer: dict          # layer name -> its fit_layer result
+    ceiling: float          # the dataset's noise ceiling (NaN where none)
+
+    def __post_init__(self):
+        n = len(self.layer_names)
+        self.index = {name: i for i, name in enumerate(self.layer_names)}
+        self.depth = {name: (i / (n - 1) if n > 1 else 0.0) for i, name in enumerate(self.layer_names)}
+
+    def row(self, metric: str, protocol: str, selection: str, layer: str, raw, ceiling=np.nan, ci=(np.nan, np.nan),
+            n=np.nan) -> dict:
+        from brainalign.tables import tidy_row  # pandas: only the score step pays its import
+
+        return tidy_row(self.model, self.dataset, "brain", metric, protocol, raw, selection=selection, layer=layer,
+                        layer_index=self.index[layer], layer_depth=self.depth[layer], ceiling=ceiling, ci=ci, n=n)
+
+
+@dataclass(frozen=True)
+class LayerMetric:
+    """A registered layer metric: ``compute(LayerInputs)`` -> the JSON-able result of one layer, stored under
+    ``result["protocols"][name]`` (``section="protocols"``: a protocol, selected by ``options["protocols"]``) or
+    ``result[name]`` (``section=None``: selected unless its ``switch`` option is false); ``rows(metric,
+    LayerProfile)`` -> its tidy rows over all layers."""
+
+    name: str
+    compute: Callable
+    rows: Callable
+    section: str | None = None
+    switch: str | None = None
+
+    def stored(self, result: dict):
+        return result[self.section][self.name] if self.section else result[self.name]
+
+
+def protocol_rows(metric: LayerMetric, profile: LayerProfile) -> list[dict]:
+    """Each layer's score, the best layer's, and the nested estimate: in each outer fold the layer with the best
+    training-only score, its test score (mean over folds; the row names the layer chosen most often)."""
+    layer_names, ceiling = profile.layer_names, profile.ceiling
+    rows, scores = [], []
+    for name in layer_names:
+        p = metric.stored(profile.by_layer[name])
+        scores.append(p["score"])
+        rows.append(profile.row("linear", metric.name, "layer", name, p["score"], ceiling, (p["ci_low"], p["ci_high"]), p["n"]))
+    best = layer_names[int(np.nanargmax(scores))]
+    p = metric.stored(profile.by_layer[best])
+    rows.append(profile.row("linear", metric.name, "best", best, p["score"], ceiling, (p["ci_low"], p["ci_high"]), p["n"]))
+    chosen, test_scores = [], []
+    for k in range(len(p["fold_scores"])):
+        inner = [metric.stored(profile.by_layer[name])["inner_scores"][k] for name in layer_names]
+        pick = layer_names[int(np.nanargmax(inner))]
+        chosen.append(pick)
+        test_scores.append(metric.stored(profile.by_layer[pick])["fold_scores"][k])
+    mode = max(set(chosen), key=lambda name: (chosen.count(name), -profile.index[name]))
+    rows.append(profile.row("linear", metric.name, "nested", mode, float(np.nanmean(test_scores)), ceiling, n=p["n"]))
+    return rows
+
+
+def similarity_rows(metric: LayerMetric, profile: LayerProfile) -> list[dict]:
+    """Each layer's value and the best layer's (no ceiling: these are not correlations with the responses)."""
+    layer_names, by_layer = profile.layer_names, profile.by_layer
+    values = [metric.stored(by_layer[name]) for name in layer_names]
+    rows = [profile.row(metric.name, "", "layer", name, value, n=by_layer[name]["n_samples"])
+            for name, value in zip(layer_names, values)]
+    best = layer_names[int(np.nanargmax(values))]
+    rows.append(profile.row(metric.name, "", "best", best, metric.stored(by_layer[best]), n=by_layer[best]["n_samples"]))
+    return rows
+
+
+LAYER_METRICS: dict[str, LayerMetric] = {}  # name -> metric; rows follow this order after the protocols
+
+
+def register_layer_metric(name: str, *, rows: Callable = similarity_rows, section: str | None = None,
+                          switch: str | None = "similarity"):
+    """Decorator: register ``compute(LayerInputs)`` as layer metric ``name`` (defaults: a similarity metric)."""
+
+    def decorator(compute: Callable) -> Callable:
+        LAYER_METRICS[name] = LayerMetric(name, compute, rows, section, switch)
+        return compute
+
+    return decorator
+
+
+def _score_protocol(name: str, layer: LayerInputs) -> dict:
+    """One protocol's cross-validated score of the layer, on the folds the layer's design asks of it."""
+    folds, options = get_protocol(name).layer_folds(len(layer.x), layer.overrides, layer.options)
+    return cross_validated_score(layer.x, layer.y, layer.groups, name, options, folds=folds)
+
+
+def protocol_metric(name: str) -> LayerMetric:
+    """A protocol as a layer metric (registered or not: scoring an unknown one names the known ones)."""
+    return LayerMetric(name, partial(_score_protocol, name), protocol_rows, section="protocols")
+
+
+for _name in PROTOCOLS:
+    LAYER_METRICS[_name] = protocol_metric(_name)
+
+
+def layer_metric(name: str) -> LayerMetric:
+    """The registered metric of this name; a protocol registered later (or an unknown one) as a protocol."""
+    return LAYER_METRICS.get(name) or protocol_metric(name)
+
+
+@register_layer_metric("rsa")
+def _rsa(layer: LayerInputs) -> float:
+    return rsa(layer.x, layer.y)
+
+
+@register_layer_metric("cka")
+def _cka(layer: LayerInputs) -> float:
+    return linear_cka(layer.x, layer.y)
+
+
+def selected_metrics(options: dict) -> list[LayerMetric]:
+    """What fit_layer computes: the protocols ``options["protocols"]`` names (default: every registered one) in
+    that order, then every other registered metric whose switch is not off."""
+    protocols = [layer_metric(name) for name in options.get("protocols") or PROTOCOLS]
+    others = [m for m in LAYER_METRICS.values() if m.section is None and (m.switch is None or options.get(m.switch, True))]
+    return protocols + others
+
+
+def stored_metrics(result: dict) -> list[LayerMetric]:
+    """The metrics one layer result holds, in row order: its protocols as stored, then the other registered ones."""
+    return ([layer_metric(name) for name in result["protocols"]]
+            + [m for m in LAYER_METRICS.values() if m.section is None and m.name in result])
+
+
+# ----------------------------------------------------------------------------------------------- steps
+def fit_layer(features: np.ndarray, dataset, options: dict | None = None) -> dict:
+    """Every selected layer metric (protocols, RSA, CKA) for one layer's features against a prepared dataset."""
+    options = dict(options or {})
+    y, names, excluded = responses_matrix(dataset)
+    x, groups, overrides = layer_design(np.asarray(features, dtype=np.float64), dataset, options)
+    result = {"n_samples": int(len(x)), "n_features": int(x.shape[1]), "n_neuroids": len(names), "neuroids": names,
+              "excluded_neuroids": excluded, "protocols": {}, "options": dict(sorted(options.items())),
+              **{k: v for k, v in overrides.items() if k != "blocks"}}
+    result["distinct_feature_rows"] = distinct = int(len(np.unique(x, axis=0)))
+    if distinct < max(10, len(x) // 10):
+        log.warning("only %d distinct feature rows among %d samples (e.g. a token-embedding layer read out at the same "
+                    "final token of every stimulus): its scores rest on near-ties between penalties, read them as chance",
+                    distinct, len(x))
+    layer = LayerInputs(x, y, groups, overrides, options)
+    for metric in selected_metrics(options):
+        value = metric.compute(layer)
+        if metric.section:
+            result.setdefault(metric.section, {})[metric.name] = value
+        else:
+            result[metric.name] = value
+    return result
+
+
+def fit_layer_file(shard_path, layer: str, dataset_dir, out_path, options: dict | None = None) -> dict:
+    """Step of rule fit_encoding: one layer of one shard against one prepared dataset -> JSON."""
+    from brainalign.datasets.base import load_prepared
+
+    dataset = load_prepared(dataset_dir)
+    features = read_layer(shard_path, layer)
+    check_stimulus_ids(shard_path, dataset.stimuli["stimulus_id"].astype(str).tolist(), dataset_dir)
+    result = fit_layer(features, dataset, options)
+    result["layer"] = layer
+    write_json(result, out_path)
+    scores = {p: round(v["score"], 4) for p, v in result["protocols"].items()}
+    log.info("layer %s: %s", layer, scores)
+    return result
+
+
+def score_layers_file(layer_json_paths: list, ceiling_path, out_csv, model: str, dataset: str, layer_names: list,
+                      options: dict | None = None):
+    """Step of rule score: every stored metric's rows (for a protocol: the layer profile, the best layer and the
+    nested, training-chosen, layer), ceiling-normalised where a ceiling exists, as tidy rows."""
+    from brainalign.tables import tidy_frame
+
+    by_layer = {}
+    for path in layer_json_paths:
+        result = json.loads(Path(path).read_text())
+        by_layer[result["layer"]] = result
+    missing = [name for name in layer_names if name not in by_layer]
+    if missing:
+        raise BrainalignError(f"score {model}/{dataset}: no encoding result for layers {missing[:3]}")
+    ceiling = json.loads(Path(ceiling_path).read_text()).get("ceiling")
+    ceiling = float(ceiling) if ceiling else np.nan  # none (or 0): no normalisation
+    profile = LayerProfile(model, dataset, list(layer_names), by_layer, ceiling)
+    rows = []
+    for metric in stored_metrics(by_layer[layer_names[0]]):
+        rows.extend(metric.rows(metric, profile))
+    table = tidy_frame(rows)
+    write_table(table, out_csv)
+    return table

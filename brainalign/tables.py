@@ -1,0 +1,123 @@
+"""The tidy scores table: the one format every score file, the study-wide table, the analysis, the figures and the
+report share, and the documented way to analyse published numbers with the same code (docs/DESIGN.md).
+
+Columns (``TIDY_COLUMNS``): model, dataset, kind (brain | behaviour), metric (linear, rsa, cka, surprisal_r,
+perplexity, ...), protocol, selection (best | nested | layer | empty), layer, layer_index, layer_depth, raw_r,
+ceiling, normalised (raw / ceiling, unclipped), ci_low, ci_high (95% CI of raw_r), n.
+
+This module owns the table and the tables derived from it: the row constructor (``tidy_row``, the one place
+``normalised`` is computed), reading and checking score files (``read_tidy``), the headline table (one score per
+model x dataset: ``headline_scores``, checked by ``check_headline``), the models table check (``check_models``),
+the model x dataset pivot (``model_by_dataset``) and the (base, derived) model pairs (``pairs_of``). No
+statistics and no plotting here: ``stats`` and ``plots`` both build on it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from brainalign.errors import BrainalignError
+
+TIDY_COLUMNS = [
+    "model", "dataset", "kind", "metric", "protocol", "selection", "layer", "layer_index", "layer_depth",
+    "raw_r", "ceiling", "normalised", "ci_low", "ci_high", "n",
+]
+SORT_ORDER = ["model", "dataset", "kind", "metric", "protocol", "selection", "layer_index"]
+
+
+def normalise(raw: float, ceiling) -> float:
+    """raw / ceiling where the ceiling is a positive finite number, else NaN (never clipped)."""
+    if ceiling is None or not isinstance(ceiling, (int, float, np.floating)) or not math.isfinite(ceiling) or ceiling <= 0:
+        return np.nan
+    return raw / ceiling
+
+
+def tidy_row(model: str, dataset: str, kind: str, metric: str, protocol: str, raw_r: float, *, selection: str = "",
+             layer: str = "", layer_index=np.nan, layer_depth=np.nan, ceiling=np.nan, ci=(np.nan, np.nan),
+             n=np.nan) -> dict:
+    """One row of the tidy table; ``normalised`` is derived from ``raw_r`` and ``ceiling`` here, nowhere else."""
+    ceiling = float(ceiling) if ceiling is not None and np.isfinite(ceiling) else np.nan
+    return {"model": model, "dataset": dataset, "kind": kind, "metric": metric, "protocol": protocol,
+            "selection": selection, "layer": layer, "layer_index": layer_index, "layer_depth": layer_depth,
+            "raw_r": raw_r, "ceiling": ceiling, "normalised": normalise(raw_r, ceiling),
+            "ci_low": ci[0], "ci_high": ci[1], "n": n}
+
+
+def tidy_frame(rows: list[dict]) -> pd.DataFrame:
+    """Rows in the table's column order (an empty table keeps its columns)."""
+    return pd.DataFrame(rows, columns=TIDY_COLUMNS)
+
+
+# ----------------------------------------------------------------------------------------------- reading + checks
+def read_tidy(paths) -> pd.DataFrame:
+    """Concatenate per-model score files, checking they carry the tidy columns; sorted for determinism."""
+    frames = []
+    for path in paths:
+        frame = pd.read_csv(path, keep_default_na=True)
+        missing = [c for c in TIDY_COLUMNS if c not in frame.columns]
+        if missing:
+            raise BrainalignError(f"{path}: missing tidy-table columns {missing}")
+        frames.append(frame[TIDY_COLUMNS])
+    if not frames:
+        return pd.DataFrame(columns=TIDY_COLUMNS)
+    tidy = pd.concat(frames, ignore_index=True)
+    return tidy.sort_values(SORT_ORDER, kind="mergesort", na_position="first").reset_index(drop=True)
+
+
+HEADLINE_REQUIRED = ["model", "dataset", "score"]
+MODELS_REQUIRED = ["model", "instruction_tuned", "vanilla_base_model"]
+
+
+def check_headline(scores: pd.DataFrame, source) -> pd.DataFrame:
+    """A headline table: ``model,dataset,score`` present and one row per model x dataset (``source`` names it in errors)."""
+    missing = [c for c in HEADLINE_REQUIRED if c not in scores.columns]
+    if missing:
+        raise BrainalignError(f"{source}: missing required columns {missing} (need model,dataset,score)")
+    if scores.duplicated(["model", "dataset"]).any():
+        raise BrainalignError(f"{source}: more than one row per model x dataset")
+    return scores
+
+
+def check_models(models: pd.DataFrame, source) -> pd.DataFrame:
+    """A models table: ``model,instruction_tuned,vanilla_base_model`` present (``source`` names it in errors)."""
+    missing = [c for c in MODELS_REQUIRED if c not in models.columns]
+    if missing:
+        raise BrainalignError(f"{source}: missing required columns {missing}")
+    return models
+
+
+# ----------------------------------------------------------------------------------------------- derived tables
+HEADLINE_COLUMNS = ["model", "dataset", "score", "kind", "metric", "protocol", "layer", "normalised", "ci_low", "ci_high"]
+
+
+def headline_scores(tidy: pd.DataFrame, options: dict | None = None) -> pd.DataFrame:
+    """One score per model x dataset from the tidy table: brain -> linear / ridge-grouped / best layer raw r;
+    behaviour -> surprisal_r / default raw r (configurable via ``options``)."""
+    options = dict(options or {})
+    brain = tidy[(tidy["kind"] == "brain") & (tidy["metric"] == options.get("brain_metric", "linear"))
+                 & (tidy["protocol"] == options.get("brain_protocol", "ridge-grouped"))
+                 & (tidy["selection"] == options.get("brain_selection", "best"))]
+    behaviour = tidy[(tidy["kind"] == "behaviour") & (tidy["metric"] == "surprisal_r")
+                     & (tidy["protocol"] == options.get("behaviour_protocol", "default"))]
+    frame = pd.concat([brain, behaviour], ignore_index=True)
+    frame = frame.rename(columns={"raw_r": "score"})
+    return frame[HEADLINE_COLUMNS].sort_values(["model", "dataset"], kind="mergesort").reset_index(drop=True)
+
+
+def model_by_dataset(scores: pd.DataFrame, average: bool = True) -> pd.DataFrame:
+    """Headline scores pivoted to models (index) x datasets (columns, sorted); with ``average``, an ``average``
+    column: the per-model mean over datasets, NaN where any dataset is missing (skipna=False)."""
+    wide = scores.pivot_table(index="model", columns="dataset", values="score", aggfunc="first")
+    if average:
+        wide["average"] = wide.mean(axis=1, skipna=False)
+    return wide
+
+
+def pairs_of(models: pd.DataFrame) -> list[tuple[str, str]]:
+    """(base, derived) for every model whose vanilla_base_model names another model in the table."""
+    names = set(models["model"])
+    return [(row.vanilla_base_model, row.model) for row in models.itertuples()
+            if isinstance(row.vanilla_base_model, str) and row.vanilla_base_model != row.model and row.vanilla_base_model in names]

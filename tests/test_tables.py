@@ -1,0 +1,131 @@
+"""The tidy scores table: the row constructor, reading and checking score files, the headline table, the model x
+dataset pivot and the (base, derived) pairs, on hand-made tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainalign.errors import BrainalignError
+from brainalign.tables import (
+    SORT_ORDER,
+    TIDY_COLUMNS,
+    check_headline,
+    check_models,
+    headline_scores,
+    model_by_dataset,
+    pairs_of,
+    read_tidy,
+    tidy_frame,
+    tidy_row,
+)
+
+
+@pytest.mark.parametrize("ceiling, ceiling_out, normalised", [
+    (0.5, 0.5, 0.8),                  # a positive ceiling divides
+    (2, 2.0, 0.2),                    # ints are ceilings too
+    (np.nan, np.nan, np.nan),         # no ceiling
+    (None, np.nan, np.nan),           # no ceiling (a dataset without one)
+    (0.0, 0.0, np.nan),               # zero is not a ceiling
+    (-0.25, -0.25, np.nan),           # nor is a negative one (kept as reported, not used)
+])
+def test_tidy_row_normalises_only_by_a_positive_finite_ceiling(ceiling, ceiling_out, normalised):
+    row = tidy_row("m", "d", "brain", "linear", "ridge-grouped", 0.4, ceiling=ceiling)
+    np.testing.assert_equal(row["ceiling"], ceiling_out)
+    if np.isnan(normalised):
+        assert np.isnan(row["normalised"])
+    else:
+        assert row["normalised"] == pytest.approx(normalised, abs=1e-15)
+
+
+def test_tidy_row_defaults_and_frame_column_order():
+    row = tidy_row("m", "ns", "behaviour", "perplexity", "default", 25.0, n=100)
+    assert list(row) == TIDY_COLUMNS
+    assert row["selection"] == "" and row["layer"] == "" and np.isnan(row["layer_index"]) and np.isnan(row["layer_depth"])
+    assert np.isnan(row["ci_low"]) and np.isnan(row["ci_high"]) and row["n"] == 100
+    frame = tidy_frame([row, tidy_row("m", "d", "brain", "linear", "x", 0.1, ci=(0.0, 0.2), layer="h.1", layer_index=1)])
+    assert list(frame.columns) == TIDY_COLUMNS and len(frame) == 2
+    assert frame.at[1, "ci_low"] == 0.0 and frame.at[1, "ci_high"] == 0.2 and frame.at[1, "layer_index"] == 1
+    assert list(tidy_frame([]).columns) == TIDY_COLUMNS
+
+
+def _tidy_file(path, rows):
+    tidy_frame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_read_tidy_concatenates_sorts_and_keeps_only_the_tidy_columns(tmp_path):
+    a = _tidy_file(tmp_path / "a.csv", [tidy_row("z", "d2", "brain", "linear", "p", 0.1, selection="layer", layer_index=2),
+                                        tidy_row("z", "d2", "brain", "linear", "p", 0.2, selection="layer", layer_index=1)])
+    b = tmp_path / "b.csv"
+    tidy_frame([tidy_row("a", "d1", "behaviour", "surprisal_r", "default", 0.3)]).assign(extra=1).to_csv(b, index=False)
+    tidy = read_tidy([a, b])
+    assert list(tidy.columns) == TIDY_COLUMNS
+    assert list(tidy["model"]) == ["a", "z", "z"] and list(tidy["layer_index"].iloc[1:]) == [1, 2]
+    assert tidy.equals(tidy.sort_values(SORT_ORDER, kind="mergesort", na_position="first").reset_index(drop=True))
+    assert list(read_tidy([]).columns) == TIDY_COLUMNS and read_tidy([]).empty
+
+
+def test_read_tidy_rejects_a_file_missing_a_column_in_one_line(tmp_path):
+    good = _tidy_file(tmp_path / "good.csv", [tidy_row("m", "d", "brain", "linear", "p", 0.1)])
+    bad = tmp_path / "bad.csv"
+    tidy_frame([tidy_row("m", "d", "brain", "linear", "p", 0.1)]).drop(columns=["ceiling", "n"]).to_csv(bad, index=False)
+    with pytest.raises(BrainalignError) as error:
+        read_tidy([good, bad])
+    assert str(error.value) == f"{bad}: missing tidy-table columns ['ceiling', 'n']"
+    assert "\n" not in str(error.value)
+
+
+def test_headline_and_models_checks_name_the_table_and_the_problem():
+    ok = pd.DataFrame({"model": ["a", "a"], "dataset": ["d1", "d2"], "score": [0.1, 0.2]})
+    assert check_headline(ok, "s.csv") is ok
+    with pytest.raises(BrainalignError, match=r"^s\.csv: missing required columns \['score'\] \(need model,dataset,score\)$"):
+        check_headline(ok.drop(columns="score"), "s.csv")
+    with pytest.raises(BrainalignError, match=r"^s\.csv: missing required columns \['model', 'dataset'\]"):
+        check_headline(ok[["score"]], "s.csv")
+    with pytest.raises(BrainalignError, match=r"^s\.csv: more than one row per model x dataset$"):
+        check_headline(pd.concat([ok, ok.iloc[:1]]), "s.csv")
+    models = pd.DataFrame({"model": ["a"], "instruction_tuned": [0], "vanilla_base_model": ["a"]})
+    assert check_models(models, "m.csv") is models
+    with pytest.raises(BrainalignError, match=r"^m\.csv: missing required columns \['vanilla_base_model'\]$"):
+        check_models(models.drop(columns="vanilla_base_model"), "m.csv")
+
+
+def test_headline_scores_pick_one_row_per_model_and_dataset():
+    tidy = pd.DataFrame([
+        {"model": "m", "dataset": "d", "kind": "brain", "metric": "linear", "protocol": "ridge-grouped", "selection": "best", "layer": "l1",
+         "raw_r": 0.3, "normalised": np.nan, "ci_low": 0.2, "ci_high": 0.4},
+        {"model": "m", "dataset": "d", "kind": "brain", "metric": "linear", "protocol": "ridge-grouped", "selection": "nested",
+         "layer": "l1", "raw_r": 0.25, "normalised": np.nan, "ci_low": np.nan, "ci_high": np.nan},
+        {"model": "m", "dataset": "d", "kind": "brain", "metric": "linear", "protocol": "brainscore-2023", "selection": "best",
+         "layer": "l2", "raw_r": 0.5, "normalised": np.nan, "ci_low": np.nan, "ci_high": np.nan},
+        {"model": "m", "dataset": "r", "kind": "behaviour", "metric": "surprisal_r", "protocol": "default", "selection": "", "layer": "",
+         "raw_r": 0.2, "normalised": np.nan, "ci_low": 0.1, "ci_high": 0.3},
+        {"model": "m", "dataset": "r", "kind": "behaviour", "metric": "perplexity", "protocol": "default", "selection": "",
+         "layer": "", "raw_r": 25.0, "normalised": np.nan, "ci_low": np.nan, "ci_high": np.nan},
+    ])
+    headline = headline_scores(tidy)
+    assert list(headline.columns) == ["model", "dataset", "score", "kind", "metric", "protocol", "layer", "normalised", "ci_low", "ci_high"]
+    headline = headline.set_index("dataset")
+    assert headline.at["d", "score"] == 0.3 and headline.at["r", "score"] == 0.2 and len(headline) == 2
+    assert headline_scores(tidy, {"brain_protocol": "brainscore-2023"}).set_index("dataset").at["d", "score"] == 0.5
+
+
+def test_model_by_dataset_pivots_and_averages_without_skipping_gaps():
+    scores = pd.DataFrame({"model": ["b", "a", "a", "b", "c"], "dataset": ["d2", "d2", "d1", "d1", "d1"],
+                           "score": [0.4, 0.2, 0.1, 0.3, 0.5]})
+    wide = model_by_dataset(scores)
+    assert list(wide.index) == ["a", "b", "c"] and list(wide.columns) == ["d1", "d2", "average"]
+    assert wide.at["a", "d1"] == 0.1 and wide.at["a", "d2"] == 0.2 and wide.at["b", "d1"] == 0.3 and wide.at["b", "d2"] == 0.4
+    assert wide.at["a", "average"] == pytest.approx(0.15) and wide.at["b", "average"] == pytest.approx(0.35)
+    assert np.isnan(wide.at["c", "d2"]) and np.isnan(wide.at["c", "average"])  # a missing dataset leaves no average
+    plain = model_by_dataset(scores, average=False)
+    assert list(plain.columns) == ["d1", "d2"]
+    pd.testing.assert_frame_equal(plain, wide[["d1", "d2"]])
+
+
+def test_pairs_of_links_each_derived_model_to_a_base_in_the_table():
+    models = pd.DataFrame({"model": ["a", "a-it", "b-it", "c", "a-untrained"],
+                           "vanilla_base_model": ["a", "a", "b", np.nan, "a"]})
+    assert pairs_of(models) == [("a", "a-it"), ("a", "a-untrained")]  # b is not in the table; a and c are bases
