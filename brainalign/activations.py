@@ -11,13 +11,18 @@ Context modes, chosen from the dataset (``meta.json``) unless overridden:
   * ``group``: each text after the preceding texts of its group (Pereira passages). For causal models one pass
     over the whole group reads every sentence at its final token, which equals re-running each prefix (tested);
     bidirectional encoders would see the future, so they run one pass per prefix;
-  * ``window`` (time series, per word): the story's tokens in overlapping windows of ``max_context_tokens``, each
-    word read from a window where it has at least ``min_context_tokens`` of preceding context (the first
-    window's words have what precedes them). Encoders see the rest of their window, documented in docs.
+  * ``window`` (time series, per word): for causal decoders the story's tokens in overlapping windows of
+    ``max_context_tokens``, each word read from a window where it has at least ``min_context_tokens`` of
+    preceding context (the first window's words have what precedes them); a later token never changes an earlier
+    one's state, so this equals a pass per word. Encoders and encoder-decoders would see the words that follow
+    inside such a window, so each word gets its own input that ends with it: the story up to the word,
+    left-truncated to the token budget, then the tokenizer's trailing specials (T5's ``</s>``, which paper mode
+    reads). Brain-Score likewise fed every stimulus the text up to it, and nothing after.
 
-Resuming a killed run: work is cut into *units* (one batch of windows in sentence/group mode, one story window in
-window mode) in a fixed, deterministic order and finished units are checkpointed beside the output, so a re-run
-writes a byte-identical shard (:mod:`brainalign.checkpoint`). Word/token alignment, special-token detection and
+Resuming a killed run: work is cut into *units* (one batch of windows in sentence/group mode and for the per-word
+windows of non-causal models, one story window for decoders in window mode) in a fixed, deterministic order and
+finished units are checkpointed beside the output, so a re-run writes a byte-identical shard
+(:mod:`brainalign.checkpoint`). Word/token alignment, special-token detection and
 window planning live in :mod:`brainalign.alignment`; the shard format in :mod:`brainalign.shards`.
 """
 
@@ -77,9 +82,24 @@ def encoder_decoder_mode(spec: dict) -> str | None:
     return spec.get("t5_mode", "principled")
 
 
+def with_layer_module(model, names: list[str], spec: dict) -> list[str]:
+    """``layers: blocks`` with the model's ``layer_module`` (e.g. ``post_attention_layernorm``, what the paper read
+    for LLaMA): that submodule of every block instead of the block; the embedding layer (not a block) stays."""
+    module = spec.get("layer_module")
+    if not module:
+        return names
+    modules = dict(model.named_modules())
+    embedding, blocks = names[0], names[1:]
+    for block in blocks:
+        if f"{block}.{module}" not in modules:
+            raise BrainalignError(f"model {spec['name']}: layer_module {module!r} is not a submodule of block {block} "
+                                  f"({type(model).__name__}); its submodules: {', '.join(n for n, _ in modules[block].named_children())}")
+    return [embedding] + [f"{block}.{module}" for block in blocks]
+
+
 def resolve_layers(model, spec: dict) -> list[str]:
     layers = spec.get("layers", "blocks")
-    names = block_layer_names(model) if layers == "blocks" else list(layers)
+    names = with_layer_module(model, block_layer_names(model), spec) if layers == "blocks" else list(layers)
     if encoder_decoder_mode(spec) == "principled":
         decoder_layers = [n for n in names if n.startswith("decoder.")]
         if layers == "blocks":
@@ -269,11 +289,13 @@ def _extract_windows(loaded, spec, names, windows, n_rows, options):
 
 
 def _extract_story_words(loaded, spec, names, stimuli, options):
-    """Per-word vectors for time-series datasets: each story's tokens in overlapping windows.
+    """Per-word vectors for time-series datasets.
 
-    Every window (one forward pass, batch of one) is a checkpoint unit: the windows are planned from the
-    tokenised stories before any pass, in story order, and each word is read from exactly one window, so a
-    resumed run skips the finished windows and gives the same bytes."""
+    Causal decoders: each story's tokens in overlapping windows. Every window (one forward pass, batch of one) is
+    a checkpoint unit: the windows are planned from the tokenised stories before any pass, in story order, and
+    each word is read from exactly one window, so a resumed run skips the finished windows and gives the same
+    bytes. Any other model (encoder, encoder-decoder) would see the words after the one it is read at inside
+    such a window: it reads every word from its own input that ends with that word (:func:`_left_context_units`)."""
     tokenizer = loaded.tokenizer
     max_tokens = int(options.get("max_context_tokens", 512))
     min_context = min(int(options.get("min_context_tokens", 256)), max_tokens // 2)
@@ -281,6 +303,10 @@ def _extract_story_words(loaded, spec, names, stimuli, options):
     lead_ids, trail_ids = special_tokens_around(tokenizer)
     lead, trail = len(lead_ids), len(trail_ids)
     budget = max_tokens - len(prefix) - lead - trail
+    if spec["kind"] != "decoder":
+        units = _left_context_units(tokenizer, stimuli, lead_ids + prefix, trail_ids, budget, int(options.get("batch_size", 16)),
+                                    encoder_decoder_mode(spec) == "paper" and options.get("readout", "last") == "last")
+        return _run_units(loaded, spec, names, units, len(stimuli), options, "word windows")
     units = []
     for _, group in stimuli.groupby("group", sort=False):
         text, char_spans = words_to_text(group["text"].astype(str))
@@ -297,6 +323,49 @@ def _extract_story_words(loaded, spec, names, stimuli, options):
             if rows:
                 units.append([(list(window), rows)])
     return _run_units(loaded, spec, names, units, len(stimuli), options, "story windows")
+
+
+def _left_context_units(tokenizer, stimuli, head_ids, trail_ids, budget, batch_size, paper_eos):
+    """Checkpoint units (batches of ``batch_size`` windows, in story order) for a non-causal model: one window per
+    word, the story's tokens up to and including that word's last token, left-truncated to ``budget`` tokens,
+    between ``head_ids`` (leading specials + prepended text) and ``trail_ids`` (trailing specials, e.g. [SEP] or
+    T5's ``</s>``, which thus come right after the word). The word is read at its own tokens, or, in T5 paper
+    mode (``paper_eos``), at the ``</s>`` that follows it, as the paper read every stimulus.
+
+    Brain-Score fed each stimulus the text up to it; slicing the story's tokens is the same as tokenising that
+    text wherever no token spans two words; a word whose last token runs into the next word is tokenised from the
+    text up to it alone."""
+    if budget < 1:
+        raise BrainalignError(f"a context window of {budget} tokens leaves no room for the text (raise max_context_tokens)")
+    units, unit, missing = [], [], []
+    for _, group in stimuli.groupby("group", sort=False):
+        text, char_spans = words_to_text(group["text"].astype(str))
+        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        for row, (start, end) in zip(group.index, char_spans):
+            ids, offsets = encoded["input_ids"], encoded["offset_mapping"]
+            positions = tokens_overlapping(offsets, start, end)
+            if positions and offsets[positions[-1]][1] > end:
+                alone = tokenizer(text[:end], add_special_tokens=False, return_offsets_mapping=True)
+                ids, positions = alone["input_ids"], tokens_overlapping(alone["offset_mapping"], start, end)
+            if not positions:
+                missing.append(int(row))
+                continue
+            stop = positions[-1] + 1
+            begin = max(0, stop - budget)
+            window = list(head_ids) + list(ids[begin:stop]) + list(trail_ids)
+            shift = len(head_ids) - begin
+            read = [p + shift for p in positions if p >= begin]
+            if paper_eos and read[-1] < len(window) - 1:
+                read.append(len(window) - 1)  # T5's </s>, right after the word
+            unit.append((window, [(int(row), read)]))
+            if len(unit) == batch_size:
+                units.append(unit)
+                unit = []
+    if missing:
+        raise BrainalignError(f"words at rows {missing[:5]} produced no tokens")
+    if unit:
+        units.append(unit)
+    return units
 
 
 def context_mode_for(meta: dict, options: dict) -> str:
@@ -326,6 +395,17 @@ def extract_arrays(loaded, spec: dict, stimuli, meta: dict, options: dict | None
 
 def _nonfinite_layers(arrays: dict) -> list[str]:
     return [name for name, values in arrays.items() if not np.isfinite(values).all()]
+
+
+def _release_memory(device: str) -> None:
+    """Collect what was just dropped and return the GPU's cached blocks, so the next model has the memory."""
+    import gc
+
+    gc.collect()
+    if str(device).startswith("cuda"):
+        import torch
+
+        torch.cuda.empty_cache()
 
 
 def extract_to_shard(spec: dict, model_dir, dataset_dir, out_path, options: dict | None = None) -> None:
@@ -362,6 +442,9 @@ def extract_to_shard(spec: dict, model_dir, dataset_dir, out_path, options: dict
             raise BrainalignError(f"model {spec['name']}: non-finite activations in layers {bad[:3]} ({loaded.info['dtype']}); "
                                   "set retry_float32_on_nonfinite: true or dtype: float32")
         log.warning("non-finite activations in %s with %s; retrying in float32", bad[:3], loaded.info["dtype"])
+        device = loaded.device
+        del loaded, arrays  # the half-precision copy must be gone before the float32 one loads (memory: one model at a time)
+        _release_memory(device)
         loaded = load_model(spec, model_dir, device=options.get("device"), dtype="float32")
         names, arrays = run(loaded)
         bad = _nonfinite_layers(arrays)

@@ -68,6 +68,16 @@ def token_word_index(offsets, spans) -> np.ndarray:
     return out
 
 
+def word_token_ranges(owner, n_words: int) -> np.ndarray:
+    """Each word's tokens as a [start, end) range, from :func:`token_word_index`'s owners (which never decrease);
+    ``(a, a)`` for a word without tokens. Shape ``(n_words, 2)``."""
+    owner = np.asarray(owner, dtype=int)
+    if len(owner) > 1 and (np.diff(owner) < 0).any():
+        raise BrainalignError("token owners must not decrease (tokens in text order)")
+    words = np.arange(n_words)
+    return np.stack([np.searchsorted(owner, words, side="left"), np.searchsorted(owner, words, side="right")], axis=1)
+
+
 # ----------------------------------------------------------------------------------------------- special tokens
 def special_tokens_around(tokenizer) -> tuple[list[int], list[int]]:
     """The special tokens a tokenizer puts before and after a text (BOS; CLS/SEP; EOS), found empirically.

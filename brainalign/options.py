@@ -215,6 +215,11 @@ class EncodingOptions(StageOptions):
     similarity: bool
     delays: tuple[int, ...] | None = None
     downsample: str
+    gap: int
+    pca_components: int
+    skip_first_words: int
+    trim_run_edges: tuple[int, ...]
+    layer_parts: int
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -234,6 +239,8 @@ class BehaviourOptions(StageOptions):
     min_context_tokens: int
     max_context_tokens: int
     context_scope: str
+    context_window: str
+    window_batch_size: int
     n_bootstrap: int
     exclusions: tuple[str, ...] | None = None
 
@@ -244,6 +251,9 @@ class AnalysisOptions(StageOptions):
 
     subset: str
     n_permutations: int
+    headline: Mapping | None = None
+    brain_datasets: Mapping | None = None
+    families: Mapping | None = None
 
 
 OPTION_TYPES: dict[str, type[StageOptions]] = {

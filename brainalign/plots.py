@@ -136,9 +136,13 @@ def property_scatter(scores: pd.DataFrame, models: pd.DataFrame, out_dir, subset
     return paths
 
 
-def layer_profiles(tidy: pd.DataFrame, models: pd.DataFrame, out_dir) -> list[Path]:
-    """Score vs relative layer depth, one line per model, one panel per dataset, the ceiling as a dashed line."""
-    data = tidy[(tidy["kind"] == "brain") & (tidy["metric"] == "linear") & (tidy["protocol"] == "ridge-grouped")
+def layer_profiles(tidy: pd.DataFrame, models: pd.DataFrame, out_dir, protocol: str = "ridge-grouped",
+                   dataset_protocols: dict | None = None) -> list[Path]:
+    """Score vs relative layer depth, one line per model, one panel per dataset, the ceiling as a dashed line; each
+    dataset under the headline's protocol (``protocol``, or its entry in ``dataset_protocols``)."""
+    per_dataset = dict(dataset_protocols or {})
+    wanted = tidy["dataset"].map(lambda dataset: per_dataset.get(dataset, protocol))
+    data = tidy[(tidy["kind"] == "brain") & (tidy["metric"] == "linear") & (tidy["protocol"] == wanted)
                 & (tidy["selection"] == "layer")][["model", "dataset", "layer", "layer_depth", "raw_r", "ceiling"]]
     if data.empty:
         return []
@@ -159,7 +163,7 @@ def layer_profiles(tidy: pd.DataFrame, models: pd.DataFrame, out_dir) -> list[Pa
         ax.set_ylabel("encoding score (Pearson r)")
     handles, labels = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels, fontsize=7, frameon=False, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    fig.suptitle("Layer profiles (ridge, grouped CV)", y=1.03)
+    fig.suptitle(f"Layer profiles ({protocol})", y=1.03)
     return _save(fig, Path(out_dir), "layer_profiles", data)
 
 
@@ -175,16 +179,20 @@ def behaviour_vs_perplexity(tidy: pd.DataFrame, models: pd.DataFrame, out_dir) -
                     _untrained(models), "Surprisal-reading time correlation vs perplexity")
 
 
-def make_figures(tidy_csv, models_csv, out_dir, label: str | None = None) -> list[Path]:
-    """Step of rule figures: every figure from the tidy table and the models table."""
+def make_figures(tidy_csv, models_csv, out_dir, label: str | None = None, headline_options: dict | None = None) -> list[Path]:
+    """Step of rule figures: every figure from the tidy table and the models table, on the headline scores the
+    config's ``analysis.headline`` names."""
+    from brainalign.tables import HEADLINE_DEFAULTS
+
     tidy = pd.read_csv(tidy_csv)
     models = pd.read_csv(models_csv)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    scores = headline_scores(tidy)
+    headline = {**HEADLINE_DEFAULTS, **dict(headline_options or {})}
+    scores = headline_scores(tidy, headline)
     paths = []
     paths += pair_slopes(scores, models, out_dir, label)
     paths += property_scatter(scores, models, out_dir)
-    paths += layer_profiles(tidy, models, out_dir)
+    paths += layer_profiles(tidy, models, out_dir, headline["brain_protocol"], headline.get("dataset_protocols"))
     paths += behaviour_vs_perplexity(tidy, models, out_dir)
     return paths

@@ -1,14 +1,15 @@
 """The study's statistics: the effect of a model change over pairs (instruction-tuning in the paper; training in
 the offline default) and the correlation of alignment with model properties.
 
-Input is any table with ``model,dataset,score`` (one row per model x dataset) and a models table (``model,
-family, instruction_tuned, vanilla_base_model, n_params`` + numeric properties), so published numbers can be
-analysed with the same code.
-  * Pair effect: relative change (derived - base) / |base| per pair, per dataset and on the per-model average over
-    datasets; mean over pairs; a two-sided paired sign-flip permutation test (exact over all 2^n flips when
-    n <= 16, else ``n_permutations`` random flips) and a percentile bootstrap CI of the mean.
-  * Property correlations: Pearson r (p-values Benjamini-Hochberg corrected over all tests, as the paper) and
-    Spearman rho across the selected models (instruction-tuned by default, as the paper).
+Input is a measures table, models (index) x measures (columns: the brain datasets, the brain average, the
+behaviour datasets; ``brainalign.tables.analysis_measures`` builds it from any ``model,dataset,score`` table, so
+published numbers are analysed with the same code), the (base, derived) pairs and a models table.
+  * Pair effect: absolute (derived - base) and relative ((derived - base) / |base|) change per pair and measure;
+    mean over pairs with percentile bootstrap CIs; a two-sided paired sign-flip permutation test of the relative
+    change (exact over all 2^n flips when n <= 16, else ``n_permutations`` random flips).
+  * Property correlations: Pearson r (p-values Benjamini-Hochberg corrected within each measure over the
+    properties, the family of the paper's Table 2) and Spearman rho across the selected models (instruction-tuned
+    by default, as the paper).
 
 Pure statistics on tables in memory: no file I/O and no plotting (reading the inputs and writing the results is
 ``brainalign.analysis``; the tables themselves are ``brainalign.tables``).
@@ -20,8 +21,6 @@ import itertools
 
 import numpy as np
 import pandas as pd
-
-from brainalign.tables import model_by_dataset, pairs_of
 
 ID_COLUMNS = {"model", "family", "instruction_tuned", "vanilla_base_model", "trained", "kind", "source", "model_id",
               "revision", "quantization", "n_layers"}
@@ -70,22 +69,41 @@ def benjamini_hochberg(p_values) -> np.ndarray:
     return out
 
 
-def pair_effect(scores: pd.DataFrame, models: pd.DataFrame, seed: int = 0, n_permutations: int = 10000) -> pd.DataFrame:
-    wide = model_by_dataset(scores)
-    pairs = [(b, d) for b, d in pairs_of(models) if b in wide.index and d in wide.index]
+EFFECT_COLUMNS = ["measure", "kind", "n_pairs", "n_improved", "mean_base", "mean_derived", "mean_absolute_change",
+                  "absolute_ci_low", "absolute_ci_high", "mean_relative_change", "ci_low", "ci_high", "p_perm"]
+
+
+def pair_effect(measures: pd.DataFrame, pairs: list[tuple[str, str]], kinds: dict | None = None, seed: int = 0,
+                n_permutations: int = 10000) -> pd.DataFrame:
+    """Per measure: the change from base to derived model over ``pairs``, absolute (derived - base) and relative
+    ((derived - base) / |base|, the paper's), each as a mean over pairs with a bootstrap 95% CI; the sign-flip
+    p-value tests the relative change. Pairs where either score is missing (or the base is 0) are left out."""
+    kinds = kinds or {}
     rows = []
-    for measure in wide.columns:
-        changes = []
-        for base, derived in pairs:
-            b, d = wide.at[base, measure], wide.at[derived, measure]
-            if np.isfinite(b) and np.isfinite(d) and b != 0:
-                changes.append((d - b) / abs(b))
-        changes = np.asarray(changes)
-        low, high = bootstrap_mean_ci(changes, seed=seed)
-        rows.append({"measure": measure, "mean_relative_change": float(changes.mean()) if len(changes) else np.nan,
-                     "ci_low": low, "ci_high": high, "p_perm": sign_flip_test(changes, n_permutations, seed),
-                     "n_pairs": int(len(changes)), "n_improved": int((changes > 0).sum())})
-    return pd.DataFrame(rows, columns=["measure", "mean_relative_change", "ci_low", "ci_high", "p_perm", "n_pairs", "n_improved"])
+    for measure in measures.columns:
+        base, derived = [], []
+        for b, d in pairs:
+            if b in measures.index and d in measures.index:
+                value_b, value_d = measures.at[b, measure], measures.at[d, measure]
+                if np.isfinite(value_b) and np.isfinite(value_d) and value_b != 0:
+                    base.append(value_b)
+                    derived.append(value_d)
+        base, derived = np.asarray(base, dtype=float), np.asarray(derived, dtype=float)
+        absolute = derived - base
+        relative = absolute / np.abs(base)
+        absolute_ci = bootstrap_mean_ci(absolute, seed=seed)
+        relative_ci = bootstrap_mean_ci(relative, seed=seed)
+        empty = len(base) == 0
+        rows.append({"measure": measure, "kind": kinds.get(measure, ""), "n_pairs": int(len(base)),
+                     "n_improved": int((absolute > 0).sum()),
+                     "mean_base": np.nan if empty else float(base.mean()),
+                     "mean_derived": np.nan if empty else float(derived.mean()),
+                     "mean_absolute_change": np.nan if empty else float(absolute.mean()),
+                     "absolute_ci_low": absolute_ci[0], "absolute_ci_high": absolute_ci[1],
+                     "mean_relative_change": np.nan if empty else float(relative.mean()),
+                     "ci_low": relative_ci[0], "ci_high": relative_ci[1],
+                     "p_perm": sign_flip_test(relative, n_permutations, seed)})
+    return pd.DataFrame(rows, columns=EFFECT_COLUMNS)
 
 
 def property_columns(models: pd.DataFrame) -> pd.DataFrame:
@@ -102,23 +120,30 @@ def property_columns(models: pd.DataFrame) -> pd.DataFrame:
     return props
 
 
-def property_correlations(scores: pd.DataFrame, models: pd.DataFrame, subset: str = "instruction_tuned") -> pd.DataFrame:
+def property_correlations(measures: pd.DataFrame, models: pd.DataFrame, subset: str = "instruction_tuned",
+                          kinds: dict | None = None) -> pd.DataFrame:
+    """Pearson r (and Spearman rho) between each measure and each numeric model property across the ``subset`` of
+    ``models`` (instruction-tuned ones, as the paper, or all). p-values are Benjamini-Hochberg corrected within each
+    measure, over its properties: the family of tests of the paper's Table 2 (one alignment measure against every
+    property)."""
     from scipy.stats import pearsonr, spearmanr
 
-    wide = model_by_dataset(scores)
+    kinds = kinds or {}
     chosen = models if subset == "all" else models[pd.to_numeric(models["instruction_tuned"], errors="coerce") == 1]
     props = property_columns(chosen).set_index("model")
     rows = []
-    for measure in wide.columns:
+    for measure in measures.columns:
         for prop in props.columns:
-            joined = pd.concat([wide[measure], props[prop]], axis=1, join="inner").dropna()
+            joined = pd.concat([measures[measure], props[prop]], axis=1, join="inner").dropna()
             n = len(joined)
             r = p = rho = np.nan
             if n >= 3 and joined.iloc[:, 0].nunique() > 1 and joined.iloc[:, 1].nunique() > 1:
                 result = pearsonr(joined.iloc[:, 0], joined.iloc[:, 1])
                 r, p = float(result.statistic), float(result.pvalue)
                 rho = float(spearmanr(joined.iloc[:, 0], joined.iloc[:, 1]).statistic)
-            rows.append({"measure": measure, "property": prop, "r": r, "p": p, "spearman_rho": rho, "n": n})
-    table = pd.DataFrame(rows, columns=["measure", "property", "r", "p", "p_fdr", "spearman_rho", "n"])
-    table["p_fdr"] = benjamini_hochberg(table["p"].to_numpy())
+            rows.append({"measure": measure, "kind": kinds.get(measure, ""), "property": prop, "r": r, "p": p,
+                         "spearman_rho": rho, "n": n})
+    table = pd.DataFrame(rows, columns=["measure", "kind", "property", "r", "p", "p_fdr", "spearman_rho", "n"])
+    for _, rows_of_measure in table.groupby("measure", sort=False):
+        table.loc[rows_of_measure.index, "p_fdr"] = benjamini_hochberg(rows_of_measure["p"].to_numpy())
     return table

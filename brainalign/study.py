@@ -18,11 +18,13 @@ from brainalign.io import atomic_path, write_table
 from brainalign.tables import headline_scores, read_tidy
 
 
-def collect_scores(score_paths, config: dict, tidy_out, headline_out, models_out, properties_csv=None) -> pd.DataFrame:
-    """Write the study-wide tidy table, the one-row-per-model-x-dataset headline table and the models table."""
+def collect_scores(score_paths, config: dict, tidy_out, headline_out, models_out, properties_csv=None,
+                   headline_options: dict | None = None) -> pd.DataFrame:
+    """Write the study-wide tidy table, the one-row-per-model-x-dataset headline table (the rows the config's
+    ``analysis.headline`` names) and the models table."""
     tidy = read_tidy(score_paths)
     write_table(tidy, tidy_out)
-    headline = headline_scores(tidy)
+    headline = headline_scores(tidy, headline_options)
     write_table(headline, headline_out)
     write_table(models_table(config, properties_csv), models_out)
     return tidy

@@ -78,6 +78,10 @@ def check_headline(scores: pd.DataFrame, source) -> pd.DataFrame:
         raise BrainalignError(f"{source}: missing required columns {missing} (need model,dataset,score)")
     if scores.duplicated(["model", "dataset"]).any():
         raise BrainalignError(f"{source}: more than one row per model x dataset")
+    if "kind" in scores.columns:
+        odd = sorted(set(scores["kind"].astype(str)) - {"brain", "behaviour"})
+        if odd:
+            raise BrainalignError(f"{source}: column kind has {odd}; expected brain or behaviour")
     return scores
 
 
@@ -93,18 +97,66 @@ def check_models(models: pd.DataFrame, source) -> pd.DataFrame:
 HEADLINE_COLUMNS = ["model", "dataset", "score", "kind", "metric", "protocol", "layer", "normalised", "ci_low", "ci_high"]
 
 
+HEADLINE_DEFAULTS = {"brain_metric": "linear", "brain_protocol": "ridge-grouped", "brain_selection": "best",
+                     "behaviour_metric": "surprisal_r", "behaviour_protocol": "default"}
+
+
 def headline_scores(tidy: pd.DataFrame, options: dict | None = None) -> pd.DataFrame:
-    """One score per model x dataset from the tidy table: brain -> linear / ridge-grouped / best layer raw r;
-    behaviour -> surprisal_r / default raw r (configurable via ``options``)."""
-    options = dict(options or {})
-    brain = tidy[(tidy["kind"] == "brain") & (tidy["metric"] == options.get("brain_metric", "linear"))
-                 & (tidy["protocol"] == options.get("brain_protocol", "ridge-grouped"))
-                 & (tidy["selection"] == options.get("brain_selection", "best"))]
-    behaviour = tidy[(tidy["kind"] == "behaviour") & (tidy["metric"] == "surprisal_r")
-                     & (tidy["protocol"] == options.get("behaviour_protocol", "default"))]
+    """One score per model x dataset from the tidy table, the rows the analysis config names (``analysis.headline``,
+    defaults ``HEADLINE_DEFAULTS``): brain -> ``brain_metric`` / ``brain_protocol`` (``dataset_protocols`` may name
+    another per dataset: the paper scored Wehbe 2014 with its own pipeline) / ``brain_selection`` (best layer, or
+    nested: chosen on training folds only); behaviour -> ``behaviour_metric`` / ``behaviour_protocol``."""
+    options = {**HEADLINE_DEFAULTS, **dict(options or {})}
+    per_dataset = dict(options.get("dataset_protocols") or {})
+    protocol = tidy["dataset"].map(lambda dataset: per_dataset.get(dataset, options["brain_protocol"]))
+    brain = tidy[(tidy["kind"] == "brain") & (tidy["metric"] == options["brain_metric"])
+                 & (tidy["protocol"] == protocol) & (tidy["selection"] == options["brain_selection"])]
+    behaviour = tidy[(tidy["kind"] == "behaviour") & (tidy["metric"] == options["behaviour_metric"])
+                     & (tidy["protocol"] == options["behaviour_protocol"])]
     frame = pd.concat([brain, behaviour], ignore_index=True)
     frame = frame.rename(columns={"raw_r": "score"})
     return frame[HEADLINE_COLUMNS].sort_values(["model", "dataset"], kind="mergesort").reset_index(drop=True)
+
+
+BRAIN_AVERAGE = "brain_average"
+
+
+def analysis_measures(scores: pd.DataFrame, brain_datasets: dict | None = None) -> tuple[pd.DataFrame, dict[str, str]]:
+    """What the analysis compares, as models (index) x measures, and each measure's kind (brain | behaviour).
+
+    Brain measures: each entry of ``brain_datasets`` (measure -> the datasets it merges: the paper's Pereira 2018 is
+    the mean of its 243- and 384-sentence experiments), then ``brain_average``, the per-model mean over those
+    measures (NaN where a model lacks one: the paper's average covers Pereira, Blank and Wehbe, never a subset). A
+    measure whose own name is a dataset of ``scores`` (a published table already merged) is taken as it is.
+    Without ``brain_datasets`` every brain dataset is its own measure. Brain datasets the mapping leaves out are
+    reported on their own, outside the average. Behaviour datasets are measures of their own, never averaged with
+    brain data. ``scores`` needs model, dataset, score; its ``kind`` column (absent: brain) sorts the datasets.
+    """
+    kinds = scores["kind"] if "kind" in scores else pd.Series("brain", index=scores.index)
+    wide = model_by_dataset(scores, average=False)
+    kind_of = dict(zip(scores["dataset"], kinds))
+    brain = sorted(d for d, k in kind_of.items() if k == "brain")
+    mapping = dict(brain_datasets) if brain_datasets else {d: [d] for d in brain}
+    measures, kind_of_measure = pd.DataFrame(index=wide.index), {}
+    for measure, members in mapping.items():
+        if measure in wide.columns:
+            measures[measure] = wide[measure]
+        elif all(m in wide.columns for m in members):
+            measures[measure] = wide[list(members)].mean(axis=1, skipna=False)
+        else:
+            continue  # not in this study (e.g. a config's dataset that this table does not score)
+        kind_of_measure[measure] = "brain"
+    averaged = list(kind_of_measure)
+    if averaged:
+        measures[BRAIN_AVERAGE] = measures[averaged].mean(axis=1, skipna=False)
+        kind_of_measure[BRAIN_AVERAGE] = "brain"
+    covered = {m for members in mapping.values() for m in members} | set(mapping)
+    for dataset in brain:
+        if dataset not in covered:
+            measures[dataset], kind_of_measure[dataset] = wide[dataset], "brain"
+    for dataset in sorted(d for d, k in kind_of.items() if k != "brain"):
+        measures[dataset], kind_of_measure[dataset] = wide[dataset], kind_of[dataset]
+    return measures, kind_of_measure
 
 
 def model_by_dataset(scores: pd.DataFrame, average: bool = True) -> pd.DataFrame:

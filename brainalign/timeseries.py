@@ -74,3 +74,68 @@ def words_to_scans(features: np.ndarray, onsets: np.ndarray, offsets: np.ndarray
     if method == "lanczos":
         return lanczos_downsample(features, times, np.asarray(scan_times, dtype=float), tr)
     return sum_within_scans(features, times, np.asarray(scan_times, dtype=float), tr, mean=(method == "mean"))
+
+
+# --------------------------------------------------------------------- Wehbe et al. 2014 (BLS) word -> TR steps
+def scan_of_events(event_times: np.ndarray, scan_times: np.ndarray) -> np.ndarray:
+    """Index of the scan each event (word) belongs to in Wehbe et al.'s pipeline (BLS ``TR_to_word_CV_ind``): the
+    last scan that starts strictly before the event, so scan i holds the words with onsets in (t_i, t_i+1];
+    -1 for an event at or before the first scan."""
+    return np.searchsorted(np.asarray(scan_times, dtype=float), np.asarray(event_times, dtype=float), side="left") - 1
+
+
+def mean_within_scans(features: np.ndarray, event_scans: np.ndarray, n_scans: int) -> np.ndarray:
+    """Mean of the features of the events assigned to each scan (``event_scans``: a scan index per event, -1 or
+    out of range for none); 0 for a scan without events (BLS's mean of no words is NaN, which its later z-scoring
+    turns into a zero column for the whole run; no scan of the trimmed Wehbe runs is without words)."""
+    event_scans = np.asarray(event_scans)
+    valid = (event_scans >= 0) & (event_scans < n_scans)
+    out = np.zeros((n_scans, features.shape[1]), dtype=np.float64)
+    np.add.at(out, event_scans[valid], features[valid])
+    counts = np.bincount(event_scans[valid], minlength=n_scans)[:, None]
+    return np.divide(out, counts, out=np.zeros_like(out), where=counts > 0)
+
+
+def run_blocks(groups: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """``(run, scan indices)`` of each run in order of first appearance; a run whose scans are not contiguous is an
+    error (scans must be in presentation order)."""
+    groups = np.asarray(groups).astype(str)
+    _, first = np.unique(groups, return_index=True)
+    blocks = []
+    for run in groups[np.sort(first)]:
+        index = np.flatnonzero(groups == run)
+        if index[-1] - index[0] + 1 != len(index):
+            raise ValueError(f"the scans of run {run!r} are not contiguous; scans must be in presentation order")
+        blocks.append((str(run), index))
+    return blocks
+
+
+def trimmed_scans(groups: np.ndarray, first: int, last: int) -> np.ndarray:
+    """Indices of the scans kept when the first ``first`` and last ``last`` scans of every run are dropped (Wehbe
+    et al.: 20 and 15, the 1,351 TRs of Harry Potter chapter 9 becoming 1,211), in scan order."""
+    kept = []
+    for run, index in run_blocks(groups):
+        if len(index) <= first + last:
+            raise ValueError(f"run {run!r} has {len(index)} scans, none left after trimming {first} + {last} at its edges")
+        kept.append(index[first:len(index) - last])
+    return np.concatenate(kept)
+
+
+def zscore_columns(x: np.ndarray) -> np.ndarray:
+    """z-score each column (population SD, as scipy.stats.zscore), constant columns -> 0 (BLS ``nan_to_num``)."""
+    x = np.asarray(x, dtype=np.float64)
+    mean, sd = x.mean(0), x.std(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = (x - mean) / sd
+    z[:, ~(sd > 0)] = 0.0
+    return np.nan_to_num(z)
+
+
+def zscore_per_run(x: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """:func:`zscore_columns` within each run (``groups``: run of each row)."""
+    out = np.empty(x.shape, dtype=np.float64)
+    groups = np.asarray(groups).astype(str)
+    for run in np.unique(groups):
+        rows = groups == run
+        out[rows] = zscore_columns(x[rows])
+    return out

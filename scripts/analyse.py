@@ -8,8 +8,8 @@ def step(sm, log):
     from brainalign.analysis import analyse
 
     out = Path(sm.output.effect).parent
-    analyse(sm.input.headline, sm.input.models, out, label=sm.params.label, subset=sm.params.subset,
-            seed=sm.params.seed, n_permutations=sm.params.n_permutations, figures=False)
+    analyse(sm.input.headline, sm.input.models, out, label=sm.params.label, seed=sm.params.seed,
+            options=dict(sm.params.options), figures=False)
     log.info("wrote %s and %s", sm.output.effect, sm.output.correlations)
 
 

@@ -12,6 +12,7 @@ def step(sm, log):
         sm.output.headline,
         sm.output.models,
         properties_csv=sm.params.properties or None,
+        headline_options=dict(sm.params.headline),
     )
 
 

@@ -4,6 +4,7 @@ from brainalign.runner import run_rule
 
 def step(sm, log):
     from brainalign.encoding import score_layers_file
+    from brainalign.shards import read_layer_names
 
     score_layers_file(
         list(sm.input.layers),
@@ -11,7 +12,7 @@ def step(sm, log):
         sm.output[0],
         model=sm.wildcards.model,
         dataset=sm.wildcards.dataset,
-        layer_names=list(sm.params.layer_names),
+        layer_names=read_layer_names(sm.input.shard),
         options=sm.params.options,
     )
 

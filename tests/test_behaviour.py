@@ -131,3 +131,20 @@ def test_real_smollm2_tracks_reading_times_and_beats_its_untrained_control(smoll
     # real data with a real model the unshifted alignment (lag 0) is the one that fits best
     lags = behaviour_scores(bits, story, {"n_bootstrap": 0})["measures"]["rt_mean"]
     assert lags["best_lag"] == "0", lags
+
+
+def test_sliding_windows_equal_the_overlapping_ones_when_the_text_fits(tiny):
+    from brainalign.alignment import word_token_ranges
+
+    overlapping, counts, _ = word_surprisals(tiny.model, tiny.tokenizer, TRICKY, prepend_text="<|endoftext|>")
+    sliding, _, _ = word_surprisals(tiny.model, tiny.tokenizer, TRICKY, prepend_text="<|endoftext|>", context_window="sliding")
+    np.testing.assert_allclose(sliding, overlapping, atol=1e-5)
+    ranges = word_token_ranges(np.repeat(np.arange(len(TRICKY)), counts), len(TRICKY))
+    assert (ranges[:, 1] - ranges[:, 0] == counts).all() and ranges[0, 0] == 0 and (ranges[1:, 0] == ranges[:-1, 1]).all()
+
+
+def test_unknown_context_window_is_a_clear_error(tiny):
+    from brainalign.errors import BrainalignError
+
+    with pytest.raises(BrainalignError, match="config.behaviour.context_window: unknown 'nope'"):
+        word_surprisals(tiny.model, tiny.tokenizer, TRICKY, context_window="nope")

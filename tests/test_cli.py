@@ -18,10 +18,12 @@ def test_analyse_command_writes_the_documented_tables(tmp_path):
                              "--out", str(tmp_path / "out"), "--label", "instruction-tuned vs vanilla"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     effect = pd.read_csv(tmp_path / "out" / "instruction_effect.csv")
-    assert list(effect.columns) == ["measure", "mean_relative_change", "ci_low", "ci_high", "p_perm", "n_pairs", "n_improved"]
-    assert list(effect["measure"]) == ["d1", "d2", "average"]
+    assert list(effect.columns) == ["group", "measure", "kind", "n_pairs", "n_improved", "mean_base", "mean_derived",
+                                    "mean_absolute_change", "absolute_ci_low", "absolute_ci_high", "mean_relative_change",
+                                    "ci_low", "ci_high", "p_perm"]
+    assert list(effect["measure"]) == ["d1", "d2", "brain_average"] and set(effect["group"]) == {"all"}
     correlations = pd.read_csv(tmp_path / "out" / "property_correlations.csv")
-    assert list(correlations.columns) == ["measure", "property", "r", "p", "p_fdr", "spearman_rho", "n"]
+    assert list(correlations.columns) == ["group", "measure", "kind", "property", "r", "p", "p_fdr", "spearman_rho", "n"]
     assert (tmp_path / "out" / "figures" / "pair_effect.png").stat().st_size > 10_000
 
 

@@ -201,6 +201,8 @@ def test_wehbe2014_mat_files(tmp_path):
     assert ds.stimuli["text"].tolist() == ["Harry", "had", "never", "+", "believed", "he"]
     assert ds.stimuli["onset"].iloc[4] == 30.0 and ds.stimuli["offset"].iloc[4] == 30.5
     assert ds.stimuli["run"].tolist() == [1, 1, 1, 1, 2, 2] and ds.sample_groups.tolist() == ["run1"] * 4 + ["run2"] * 4
+    # each word's group is its scans' run (sample_groups), position counts within the run
+    assert ds.stimuli["group"].tolist() == ["run1"] * 4 + ["run2"] * 2 and ds.stimuli["position"].tolist() == [0, 1, 2, 3, 0, 1]
     assert ds.sample_times.tolist() == time[:, 0].tolist()
 
 

@@ -85,3 +85,41 @@ def test_principled_mode_refuses_decoder_layers(tiny_t5_dir):
     spec, loaded = _load(tiny_t5_dir, "principled")
     with pytest.raises(BrainalignError, match="decoder layers, read only with t5_mode: paper"):
         extract_arrays(loaded, dict(spec, layers=["decoder.block.1"]), _stimuli(), META, {"progress": False})
+
+
+# ----------------------------------------------------------------------------------------------- story words (window mode)
+STORY = ("Alice was beginning to get very tired of sitting by her sister on the bank and of having nothing to do . "
+         "once or twice she had peeped into the book").split()
+WINDOW_OPTIONS = {"max_context_tokens": 24, "min_context_tokens": 8, "progress": False, "batch_size": 4}
+
+
+def _story(words):
+    return pd.DataFrame({"stimulus_id": [f"w{i}" for i in range(len(words))], "text": words, "group": "story",
+                         "position": range(len(words)), "onset": np.arange(len(words)) * 0.3, "offset": np.arange(len(words)) * 0.3 + 0.25})
+
+
+@pytest.mark.parametrize("mode", ["paper", "principled"])
+def test_story_words_are_read_from_the_text_up_to_them(tiny_t5_dir, mode):
+    """Window mode (Blank, Wehbe, Brennan): T5 reads word i from the story up to word i (left-truncated to the
+    token budget) followed by </s>; paper mode reads that </s> (encoder and unshifted decoder), principled mode
+    the word's last token. The words after i change nothing."""
+    import torch
+
+    spec, loaded = _load(tiny_t5_dir, mode)
+    names, arrays = extract_arrays(loaded, spec, _story(STORY), {"kind": "timeseries"}, WINDOW_OPTIONS)
+    _, changed = extract_arrays(loaded, spec, _story(STORY[:16] + ["the", "lazy", "dog", "jumps", "over", "42", "foxes"]),
+                                {"kind": "timeseries"}, WINDOW_OPTIONS)
+    for name in names:
+        np.testing.assert_allclose(changed[name][:16], arrays[name][:16], atol=1e-6)
+    tokenizer, budget = loaded.tokenizer, WINDOW_OPTIONS["max_context_tokens"] - 1  # room for </s>
+    for i in (0, 4, 15, len(STORY) - 1):
+        ids = tokenizer(" ".join(STORY[: i + 1]), add_special_tokens=False)["input_ids"][-budget:] + [tokenizer.eos_token_id]
+        if i < 4:
+            assert ids == tokenizer(" ".join(STORY[: i + 1]))["input_ids"]  # exactly the text up to word i, then </s>
+        with torch.inference_mode():
+            out = loaded.model(input_ids=torch.tensor([ids]), decoder_input_ids=torch.tensor([ids]), output_hidden_states=True)
+        position = -1 if mode == "paper" else -2  # the </s> right after word i, or word i's last token
+        # hidden_states[1]: block 0's output (the last entry is after the final layer norm, not a block's output)
+        np.testing.assert_allclose(arrays["encoder.block.0"][i], out.encoder_hidden_states[1][0, position].numpy(), atol=1e-5)
+        if mode == "paper":
+            np.testing.assert_allclose(arrays["decoder.block.0"][i], out.decoder_hidden_states[1][0, -1].numpy(), atol=1e-5)

@@ -227,16 +227,15 @@ def test_nested_layer_choice_finds_the_informative_layer(tmp_path):
     informative = rng.standard_normal((n, 10))
     y = informative @ rng.standard_normal(10) + rng.standard_normal(n)
     dataset = PreparedDataset(stimuli, y[None, :, None].astype(np.float32), ["average"], ["lang"], meta={"kind": "sentence", "name": "toy"})
-    paths, names = [], ["l0", "l1", "l2"]
+    names = ["l0", "l1", "l2"]
+    (tmp_path / "part0").mkdir()
     for name, features in zip(names, [rng.standard_normal((n, 10)), informative, rng.standard_normal((n, 10))]):
         result = fit_layer(features, dataset, {"n_bootstrap": 50})
         result["layer"] = name
-        path = tmp_path / f"{name}.json"
-        path.write_text(json.dumps(result))
-        paths.append(path)
+        (tmp_path / "part0" / f"{name}.json").write_text(json.dumps(result))
     ceiling = tmp_path / "ceiling.json"
     ceiling.write_text(json.dumps({"ceiling": 0.8}))
-    table = score_layers_file(paths, ceiling, tmp_path / "scores.csv", "toy-model", "toy", names)
+    table = score_layers_file([tmp_path / "part0"], ceiling, tmp_path / "scores.csv", "toy-model", "toy", names)
     best = table[(table["selection"] == "best") & (table["metric"] == "linear")]
     nested = table[(table["selection"] == "nested")]
     assert set(best["layer"]) == {"l1"} and set(nested["layer"]) == {"l1"}

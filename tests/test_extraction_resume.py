@@ -235,3 +235,73 @@ def test_story_windows_resume(tiny_gpt2_dir, tiny_spec, tmp_path, monkeypatch, c
     total = int(caplog.text.split("resuming: 3 of ")[1].split()[0])
     assert total > 6 and forward.calls == total - 3
     _assert_same_bytes(resumed, expected)
+
+
+def test_float32_retry_releases_the_half_precision_model_first(tiny_spec, tiny_gpt2_dir, dataset_dir, tmp_path, monkeypatch):
+    """A float16 model whose activations are not finite is reloaded in float32 inside the same job; the float16
+    copy must be gone (no reference left, CUDA cache emptied) before the float32 one loads, or the job needs
+    both at once."""
+    import gc
+    import weakref
+
+    import brainalign.models as models
+
+    loads, alive_at_reload = [], []
+    original_load, original_extract = models.load_model, activations.extract_arrays
+
+    def load(spec, model_dir, device=None, dtype=None):
+        if loads:
+            gc.collect()
+            alive_at_reload.extend(ref() is not None for ref in loads)
+        loaded = original_load(spec, model_dir, device=device, dtype=dtype)
+        loads.append(weakref.ref(loaded.model))
+        return loaded
+
+    def extract(loaded, spec, *args, **kwargs):
+        names, arrays = original_extract(loaded, spec, *args, **kwargs)
+        if loaded.info["dtype"] != "float32":
+            arrays[names[-1]][0, 0] = np.nan  # a float16 overflow
+        return names, arrays
+
+    monkeypatch.setattr(models, "load_model", load)
+    monkeypatch.setattr(activations, "extract_arrays", extract)
+    out = tmp_path / "shard.h5"
+    extract_to_shard(dict(tiny_spec, dtype="float16"), tiny_gpt2_dir, dataset_dir, out, dict(OPTIONS, checkpoint=False))
+    assert len(loads) == 2 and alive_at_reload == [False]
+    with h5py.File(out) as handle:
+        assert handle.attrs["dtype"] == "float32"
+
+
+def test_non_causal_word_windows_resume(tmp_path, monkeypatch, caplog):
+    """Window mode for an encoder: one window per word, batched; finished batches are kept and a resumed run gives
+    the same bytes."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from brainalign.models import load_model
+    from tests.conftest import _byte_level_tokenizer
+
+    caplog.set_level(logging.INFO, logger="brainalign")
+    tokenizer = _byte_level_tokenizer()
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+                         max_position_embeddings=128)).save_pretrained(tmp_path / "bert")
+    tokenizer.save_pretrained(tmp_path / "bert")
+    spec = {"name": "tiny-bert", "source": "local", "path": str(tmp_path / "bert"), "kind": "encoder"}
+    loaded = load_model(spec, tmp_path / "bert", device="cpu")
+    words = ("Alice was beginning to get very tired of sitting by her sister on the bank . " * 3).split()
+    stimuli = pd.DataFrame({"stimulus_id": [f"w{i}" for i in range(len(words))], "text": words,
+                            "group": ["a"] * 20 + ["b"] * (len(words) - 20), "position": range(len(words))})
+    meta = {"kind": "timeseries"}
+    base = {"max_context_tokens": 16, "min_context_tokens": 4, "progress": False, "batch_size": 4}
+    _, expected = extract_arrays(loaded, spec, stimuli, meta, base)
+    options = dict(base, checkpoint_dir=str(tmp_path / "ckpt"), checkpoint_every=1)
+    crash = _CountingForward(monkeypatch, fail_after=3)
+    with pytest.raises(RuntimeError):
+        extract_arrays(loaded, spec, stimuli, meta, options)
+    monkeypatch.setattr(activations, "_forward", crash.original)
+    forward = _CountingForward(monkeypatch)
+    _, resumed = extract_arrays(loaded, spec, stimuli, meta, options)
+    assert f"resuming: 12 of {len(words)} word windows done (3 of {-(-len(words) // 4)} batches)" in caplog.text
+    assert forward.calls == -(-len(words) // 4) - 3
+    _assert_same_bytes(resumed, expected)

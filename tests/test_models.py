@@ -146,3 +146,23 @@ def test_models_imports_no_torch_or_transformers():
 
     code = "import sys, brainalign.models, brainalign.config; print(sorted({'torch', 'transformers'} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
+
+
+def test_delta_weights_are_an_option_of_every_folder_source():
+    """`delta_of` (brainalign/models.py FolderSource): hub and local folders may hold deltas to another model; the
+    registry's base_model names that model, which the workflow prepares first."""
+    assert {name for name, source in SOURCES.items() if source.supports_delta} == {"hub", "local"}
+    assert get_source("hub").base_model({"hf_id": "x", "delta_of": "llama"}) == "llama"
+    assert get_source("untrained").config_problems({"architecture_of": "x", "delta_of": "y"}) == [
+        "source 'untrained' cannot take delta_of (sources that can: hub, local)"]
+
+
+def test_the_paper_llama_family_reads_post_attention_layernorm(repo_root):
+    """PR194 read every LLaMA-family model at model.layers.N.post_attention_layernorm; other families whole blocks."""
+    import yaml
+
+    config = yaml.safe_load((repo_root / "config" / "paper.yaml").read_text())
+    llama = {m["name"]: m for m in config["models"] if m["family"] == "LLaMA"}
+    assert set(llama) == {"llama-7b", "alpaca-7b", "vicuna-7b", "llama-13b", "vicuna-13b", "stable-vicuna-13b", "llama-33b", "vicuna-33b"}
+    assert all(m.get("layer_module") == "post_attention_layernorm" for m in llama.values())
+    assert not any(m.get("layer_module") for m in config["models"] if m["family"] != "LLaMA")

@@ -44,3 +44,16 @@ def test_rankdata_matches_scipy_with_ties():
 
     values = np.random.default_rng(3).integers(0, 7, size=200).astype(float)
     np.testing.assert_array_equal(rankdata(values), scipy_rankdata(values))
+
+
+def test_rsa_reuses_the_brain_ranks_only_for_the_same_responses():
+    from brainalign import similarity
+
+    rng = np.random.default_rng(11)
+    brain, other = rng.standard_normal((30, 4)), rng.standard_normal((30, 4))
+    features = rng.standard_normal((30, 6))
+    first = similarity.rsa(features, brain)
+    assert first == similarity.rsa(features, brain.copy())  # same content, another array: cached ranks, same value
+    uncached = float(np.corrcoef(similarity.rankdata(similarity.rdm(features)), similarity.rankdata(similarity.rdm(other)))[0, 1])
+    assert similarity.rsa(features, other) == uncached  # other responses: not the cached ranks
+    assert similarity.rsa(features, brain) == first

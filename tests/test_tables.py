@@ -129,3 +129,17 @@ def test_pairs_of_links_each_derived_model_to_a_base_in_the_table():
     models = pd.DataFrame({"model": ["a", "a-it", "b-it", "c", "a-untrained"],
                            "vanilla_base_model": ["a", "a", "b", np.nan, "a"]})
     assert pairs_of(models) == [("a", "a-it"), ("a", "a-untrained")]  # b is not in the table; a and c are bases
+
+
+def test_headline_takes_the_configured_protocol_per_dataset():
+    """The paper's headline: Brain-Score's protocol everywhere but Wehbe 2014, scored with its own pipeline."""
+    rows = []
+    for dataset in ("pereira2018_243", "wehbe2014"):
+        for protocol, value in (("brainscore-2023", 0.3), ("ridge-grouped", 0.2), ("wehbe-2014", 0.1)):
+            if dataset == "pereira2018_243" and protocol == "wehbe-2014":
+                continue
+            rows.append(tidy_row("m", dataset, "brain", "linear", protocol, value, selection="best"))
+    tidy = tidy_frame(rows)
+    headline = headline_scores(tidy, {"brain_protocol": "brainscore-2023", "dataset_protocols": {"wehbe2014": "wehbe-2014"}})
+    assert dict(zip(headline["dataset"], headline["protocol"])) == {"pereira2018_243": "brainscore-2023", "wehbe2014": "wehbe-2014"}
+    assert list(headline_scores(tidy)["protocol"]) == ["ridge-grouped", "ridge-grouped"]  # the default

@@ -75,13 +75,16 @@ def test_outputs_of_the_reduced_default(small_run):
     assert {"model", "dataset", "score"} <= set(headline.columns)
     assert not headline.duplicated(["model", "dataset"]).any()
     effect = pd.read_csv(workdir / "results" / "analysis" / "instruction_effect.csv")
-    assert "average" in set(effect["measure"]) and (effect.loc[effect["measure"] == "tuckute2024", "n_pairs"] == 1).all()
+    assert "brain_average" in set(effect["measure"]) and (effect.loc[effect["measure"] == "tuckute2024", "n_pairs"] == 1).all()
+    behaviour = effect[effect["kind"] == "behaviour"]
+    assert set(behaviour["measure"]) <= {"naturalstories", "frank2013"}  # reading datasets: their own rows, never averaged
     figures = sorted((workdir / "results" / "figures").glob("*.png"))
     assert len(figures) >= 2 and all(f.stat().st_size > 10_000 for f in figures)
     summary = (workdir / "results" / "summary.html").read_text()
     assert "Q4_1" in summary and "untrained" in summary and "data:image/png;base64" in summary
     # the dataset's encoding override reached its jobs, merged with the top-level options
-    layer_result = json.loads((workdir / "results" / "encoding" / "all-minilm-l6-v2" / "tuckute2024" / "encoder.layer.1.json").read_text())
+    part = workdir / "results" / "encoding" / "all-minilm-l6-v2" / "tuckute2024" / "part0"
+    layer_result = json.loads((part / "encoder.layer.1.json").read_text())
     assert layer_result["options"]["inner_cv"] == "loo" and layer_result["options"]["n_folds"] == 5
     for log in ["prepare_model/smollm2-135m-instruct.log", "extract_activations/all-minilm-l6-v2/tuckute2024.log"]:
         text = (workdir / "logs" / log).read_text()

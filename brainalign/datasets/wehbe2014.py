@@ -6,8 +6,11 @@ language/ToM ROIs, ~5k voxels per subject), which the instruction-tuning paper u
 Each .mat holds ``data`` (TRs x voxels), ``time`` (TRs x 2: seconds, run) and ``words`` (text, onset seconds).
 Voxels differ between subjects, so responses are pooled (subjects = ["pooled"], ``neuroid_subjects``).
 ASSUMPTION (documented in meta): BLS subject letters F, H, I, J, K, L, M, N are subject_1 ... subject_8 in order.
-The BLS pipeline's trimming (first 20 / last 15 TRs of each run) and detrending belong to the encoding stage; all
-1,351 TRs are kept here. Option ``voxels: all`` keeps every voxel instead of the ROI union (large: ~30k per subject).
+Words are grouped by run (``run1``..``run4``, the scans' ``sample_groups``; extraction context therefore starts
+afresh at each run). The BLS pipeline's trimming (first 20 / last 15 TRs of each run) belongs to the encoding stage
+(protocol ``wehbe-2014``); all 1,351 TRs are kept here. BLS read Toneva's detrended, smoothed copies of these data
+(``data_subject_*.npy``), not the CMU files: no detrending or smoothing is applied here.
+Option ``voxels: all`` keeps every voxel instead of the ROI union (large: ~30k per subject).
 """
 
 from __future__ import annotations
@@ -83,11 +86,13 @@ def prepare(raw_dir: Path, out_dir: Path, options: dict) -> None:
         neuroids += [f"{letter}.{i}" for i in index]
         neuroid_subjects += [letter] * len(index)
     times, runs, words = reference
+    # each word's group is the run of the scan its onset falls in (the last scan starting at or before it), the
+    # same labels as the scans' sample_groups, so the encoding stage maps every run's words to that run's scans
+    word_runs = runs[np.searchsorted(times, words["onset"].to_numpy(), side="right").clip(1, len(runs)) - 1]
+    groups = pd.Series([f"run{r}" for r in word_runs])
     stimuli = pd.DataFrame({"stimulus_id": [f"hp9.w{i:04d}" for i in range(len(words))], "text": words["text"],
-                            "group": "hp9", "position": np.arange(len(words)), "onset": words["onset"],
-                            "offset": words["onset"] + WORD_DURATION})
-    stimuli["run"] = np.searchsorted(times, stimuli["onset"], side="right").clip(1, len(runs)) - 1
-    stimuli["run"] = runs[stimuli["run"].to_numpy()]
+                            "group": groups, "position": groups.groupby(groups, sort=False).cumcount().to_numpy(),
+                            "onset": words["onset"], "offset": words["onset"] + WORD_DURATION, "run": word_runs})
     meta = {
         "name": NAME, "kind": KIND, "context": "group", "group_averaged": False, "tr": TR,
         "description": "Wehbe et al. 2014: Harry Potter ch. 9 read word by word (0.5 s/word), 8 subjects, 1,351 TRs, "

@@ -45,6 +45,7 @@ from brainalign.encoding.layers import (
                                         LayerMetric,
                                         fit_layer,
                                         fit_layer_file,
+                                        fit_layers_file,
                                         register_layer_metric,
                                         score_layers_file,
 )
@@ -63,7 +64,7 @@ from brainalign.encoding.ridge import (
 
 __all__ = [
     "BACKENDS", "DEFAULT_ALPHAS", "LAYER_METRICS", "PROTOCOLS", "Fold", "FoldCrossProducts", "LayerInputs",
-    "LayerMetric", "RidgeSVD", "RidgeTridiagonal", "ShiftedSystems", "backend_ops", "block_folds",
+    "LayerMetric", "fit_layers_file", "RidgeSVD", "RidgeTridiagonal", "ShiftedSystems", "backend_ops", "block_folds",
     "cross_validated_score", "fit_layer", "fit_layer_file", "get_protocol", "grouped_folds", "layer_design",
     "ols_fit_predict", "ops_of", "register_layer_metric", "register_protocol", "responses_matrix", "ridge_cv",
     "ridge_loo", "score_layers_file", "shuffle_splits", "spectrum", "to_numpy",

@@ -3,12 +3,14 @@ and the layer's features aligned to those samples.
 
 Sentence data: one response per stimulus, rows already match, CV groups are the passages. Time series: the
 features are per word and the responses per scan, so words -> scans (Lanczos low-pass by default) -> FIR delays,
-CV by runs, or by contiguous blocks of scans (with a gap) when there is a single run.
+CV by runs, or by contiguous blocks of scans (with a gap) when there is a single run. Protocols that transform the
+word features inside each fold (``wehbe-2014``) get the word level too (:func:`word_level_design`).
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -57,9 +59,14 @@ def layer_design(features: np.ndarray, dataset, options: dict) -> tuple[np.ndarr
     else:
         stimuli = dataset.stimuli
         scans = np.zeros((dataset.responses.shape[1], features.shape[1]), dtype=np.float64)
-        for run in np.unique(scan_groups):
+        for run in map(str, np.unique(scan_groups)):
             in_run = scan_groups == run
             words = (stimuli["group"].astype(str) == run).to_numpy() if len(np.unique(scan_groups)) > 1 else np.ones(len(stimuli), bool)
+            if not words.any():
+                raise BrainalignError(
+                    f"dataset {meta.get('name')}: run {run!r} has {int(in_run.sum())} scans but no word of stimuli.tsv "
+                    f"has group {run!r} (word groups: {sorted(stimuli['group'].astype(str).unique())[:5]}); each word's "
+                    "group must be the run (sample_groups) of the scans it was presented in")
             scans[in_run] = words_to_scans(features[words].astype(np.float64), stimuli.loc[words, "onset"].to_numpy(),
                                            stimuli.loc[words, "offset"].to_numpy(), dataset.sample_times[in_run],
                                            float(meta["tr"]), options.get("downsample", "lanczos"))
@@ -70,3 +77,48 @@ def layer_design(features: np.ndarray, dataset, options: dict) -> tuple[np.ndarr
         return design, scan_groups, overrides
     overrides["blocks"] = int(options.get("n_folds", 5))
     return design, None, overrides
+
+
+# ----------------------------------------------------------------------------------------------- word level
+@dataclass(frozen=True)
+class WordLevel:
+    """A time series' word-level input, for protocols that transform the word features inside each outer fold
+    (``wehbe-2014``: PCA fitted on the training words, then words -> scans): what :func:`layer_design`'s scan
+    design has already averaged away. Built by :func:`word_level_design` only when a selected protocol asks."""
+
+    features: np.ndarray          # words x features (float64), stimuli.tsv order
+    word_scans: np.ndarray        # the scan each word belongs to (timeseries.scan_of_events; -1: before the first)
+    scan_groups: np.ndarray       # every scan's run (str)
+    neuroid_subjects: np.ndarray  # the subject of each usable response column (responses_matrix order)
+    dataset: str                  # the dataset's name, for messages
+
+
+def response_subjects(dataset) -> list[str]:
+    """The subject of every column of the responses as :func:`responses_matrix` lays them out (before dropping):
+    the subject axis, or ``neuroid_subjects`` for data pooled over subjects (Pereira 2018, Wehbe 2014)."""
+    if len(dataset.subjects) > 1 or not dataset.neuroid_subjects:
+        return [str(s) for s in dataset.subjects for _ in dataset.neuroids]
+    return [str(s) for s in dataset.neuroid_subjects]
+
+
+def word_level_design(features: np.ndarray, dataset, neuroid_names: list[str]) -> WordLevel:
+    """The word-level input of one layer (``features``: one row per word of stimuli.tsv) against a time series,
+    for the usable response columns ``neuroid_names`` (as :func:`responses_matrix` returns them)."""
+    from brainalign.timeseries import scan_of_events
+
+    meta, stimuli = dataset.meta, dataset.stimuli
+    name = meta.get("name")
+    if meta["kind"] != "timeseries" or meta.get("lag_applied") or "onset" not in stimuli.columns:
+        raise BrainalignError(f"dataset {name}: a word-level protocol (wehbe-2014) needs a time series of words with "
+                              f"onsets; this dataset is {meta['kind']!r}" + (" with scan-level texts (lag_applied)"
+                                                                              if meta.get("lag_applied") else ""))
+    if len(features) != len(stimuli):
+        raise BrainalignError(f"dataset {name}: {len(features)} feature rows for {len(stimuli)} words")
+    n_scans = dataset.responses.shape[1]
+    scan_groups = (np.asarray(dataset.sample_groups).astype(str) if dataset.sample_groups is not None
+                   else np.zeros(n_scans, dtype=str))
+    all_names = [f"{s}.{n}" if len(dataset.subjects) > 1 else str(n) for s in dataset.subjects for n in dataset.neuroids]
+    subject_of = dict(zip(all_names, response_subjects(dataset)))
+    return WordLevel(np.asarray(features, dtype=np.float64),
+                     scan_of_events(stimuli["onset"].to_numpy(dtype=float), dataset.sample_times), scan_groups,
+                     np.array([subject_of[n] for n in neuroid_names], dtype=object), str(name))

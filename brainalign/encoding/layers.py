@@ -1,5 +1,6 @@
-"""The per-layer steps of the workflow: every layer metric of one layer against one prepared dataset (rule
-fit_encoding, one JSON per layer), and over all of a model's layers the tidy score rows (rule score).
+"""The per-layer steps of the workflow: every layer metric of each layer against one prepared dataset (rule
+fit_encoding: one job per model x dataset, or per part of its layers; one JSON per layer), and over all of a model's
+layers the tidy score rows (rule score).
 
 Layer metrics are a registry, :data:`LAYER_METRICS`: how a metric is computed from the layer's design and how
 its per-layer results become rows. Two kinds, one row builder each:
@@ -31,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from brainalign.encoding.design import layer_design, responses_matrix
-from brainalign.encoding.protocols import PROTOCOLS, cross_validated_score, get_protocol
+from brainalign.encoding.design import layer_design, responses_matrix, word_level_design
+from brainalign.encoding.protocols import PROTOCOLS, cross_validated_score, default_protocols, get_protocol
 from brainalign.errors import BrainalignError
 from brainalign.io import write_json, write_table
 from brainalign.shards import check_stimulus_ids, read_layer
@@ -51,6 +52,7 @@ class LayerInputs:
     groups: Any             # CV groups per sample, or None (a single-run time series: blocks of scans)
     overrides: dict         # what the design fixed (``delays``; ``blocks`` for a single run)
     options: dict           # the encoding options
+    words: Any = None       # the word-level input (encoding.design.WordLevel) when a selected protocol needs it
 
 
 @dataclass
@@ -144,7 +146,7 @@ def register_layer_metric(name: str, *, rows: Callable = similarity_rows, sectio
 def _score_protocol(name: str, layer: LayerInputs) -> dict:
     """One protocol's cross-validated score of the layer, on the folds the layer's design asks of it."""
     folds, options = get_protocol(name).layer_folds(len(layer.x), layer.overrides, layer.options)
-    return cross_validated_score(layer.x, layer.y, layer.groups, name, options, folds=folds)
+    return cross_validated_score(layer.x, layer.y, layer.groups, name, options, folds=folds, words=layer.words)
 
 
 def protocol_metric(name: str) -> LayerMetric:
@@ -172,9 +174,9 @@ def _cka(layer: LayerInputs) -> float:
 
 
 def selected_metrics(options: dict) -> list[LayerMetric]:
-    """What fit_layer computes: the protocols ``options["protocols"]`` names (default: every registered one) in
-    that order, then every other registered metric whose switch is not off."""
-    protocols = [layer_metric(name) for name in options.get("protocols") or PROTOCOLS]
+    """What fit_layer computes: the protocols ``options["protocols"]`` names (default: every registered one not
+    opt-in) in that order, then every other registered metric whose switch is not off."""
+    protocols = [layer_metric(name) for name in options.get("protocols") or default_protocols()]
     others = [m for m in LAYER_METRICS.values() if m.section is None and (m.switch is None or options.get(m.switch, True))]
     return protocols + others
 
@@ -190,7 +192,8 @@ def fit_layer(features: np.ndarray, dataset, options: dict | None = None) -> dic
     """Every selected layer metric (protocols, RSA, CKA) for one layer's features against a prepared dataset."""
     options = dict(options or {})
     y, names, excluded = responses_matrix(dataset)
-    x, groups, overrides = layer_design(np.asarray(features, dtype=np.float64), dataset, options)
+    features = np.asarray(features, dtype=np.float64)
+    x, groups, overrides = layer_design(features, dataset, options)
     result = {"n_samples": int(len(x)), "n_features": int(x.shape[1]), "n_neuroids": len(names), "neuroids": names,
               "excluded_neuroids": excluded, "protocols": {}, "options": dict(sorted(options.items())),
               **{k: v for k, v in overrides.items() if k != "blocks"}}
@@ -199,8 +202,10 @@ def fit_layer(features: np.ndarray, dataset, options: dict | None = None) -> dic
         log.warning("only %d distinct feature rows among %d samples (e.g. a token-embedding layer read out at the same "
                     "final token of every stimulus): its scores rest on near-ties between penalties, read them as chance",
                     distinct, len(x))
-    layer = LayerInputs(x, y, groups, overrides, options)
-    for metric in selected_metrics(options):
+    metrics = selected_metrics(options)
+    word_level = any(metric.name in PROTOCOLS and PROTOCOLS[metric.name].word_level for metric in metrics)
+    layer = LayerInputs(x, y, groups, overrides, options, word_level_design(features, dataset, names) if word_level else None)
+    for metric in metrics:
         value = metric.compute(layer)
         if metric.section:
             result.setdefault(metric.section, {})[metric.name] = value
@@ -210,12 +215,15 @@ def fit_layer(features: np.ndarray, dataset, options: dict | None = None) -> dic
 
 
 def fit_layer_file(shard_path, layer: str, dataset_dir, out_path, options: dict | None = None) -> dict:
-    """Step of rule fit_encoding: one layer of one shard against one prepared dataset -> JSON."""
+    """One layer of one shard against one prepared dataset -> JSON (what :func:`fit_layers_file` does per layer)."""
     from brainalign.datasets.base import load_prepared
 
     dataset = load_prepared(dataset_dir)
-    features = read_layer(shard_path, layer)
     check_stimulus_ids(shard_path, dataset.stimuli["stimulus_id"].astype(str).tolist(), dataset_dir)
+    return _fit_and_write(read_layer(shard_path, layer), layer, dataset, out_path, options)
+
+
+def _fit_and_write(features, layer: str, dataset, out_path, options) -> dict:
     result = fit_layer(features, dataset, options)
     result["layer"] = layer
     write_json(result, out_path)
@@ -224,16 +232,80 @@ def fit_layer_file(shard_path, layer: str, dataset_dir, out_path, options: dict 
     return result
 
 
-def score_layers_file(layer_json_paths: list, ceiling_path, out_csv, model: str, dataset: str, layer_names: list,
+def layer_file_name(layer: str) -> str:
+    """A layer's result file inside its part folder (module paths are valid file names)."""
+    return f"{layer}.json"
+
+
+def layers_of_part(layer_names: list[str], part: int, n_parts: int) -> list[str]:
+    """The layers job ``part`` of ``n_parts`` fits: every n_parts-th layer from ``part`` on, so deep and shallow layers
+    (which cost the same) spread evenly over the jobs."""
+    if not 0 <= part < n_parts:
+        raise BrainalignError(f"encoding part {part} is not one of 0..{n_parts - 1} (encoding.layer_parts: {n_parts})")
+    return list(layer_names)[part::n_parts]
+
+
+def fit_layers_file(shard_path, dataset_dir, out_dir, options: dict | None = None, part: int = 0, n_parts: int = 1,
+                    progress: bool = True) -> list[str]:
+    """Step of rule fit_encoding: every layer of one shard (or one part of them) against one prepared dataset, one
+    JSON per layer in ``out_dir``, in one process: the dataset, the imports and the shard's file are opened once,
+    not once per layer (a start-up of ~2 s per layer job made this stage the slowest of the default run).
+
+    Resumable: finished layers are written to ``<out_dir>.partial/`` and kept when a killed job is re-run with the
+    same options (the JSON records them); the folder becomes ``out_dir`` when every layer is there.
+    """
+    import shutil
+
+    from brainalign.datasets.base import load_prepared
+    from brainalign.shards import read_layer_names
+
+    options = dict(options or {})
+    out_dir = Path(out_dir)
+    partial = out_dir.with_name(out_dir.name + ".partial")
+    partial.mkdir(parents=True, exist_ok=True)
+    dataset = load_prepared(dataset_dir)
+    check_stimulus_ids(shard_path, dataset.stimuli["stimulus_id"].astype(str).tolist(), dataset_dir)
+    layers = layers_of_part(read_layer_names(shard_path), part, n_parts)
+    recorded = json.loads(json.dumps(dict(sorted(options.items())), default=str))
+    todo = []
+    for layer in layers:
+        done = partial / layer_file_name(layer)
+        if done.is_file():
+            try:
+                if json.loads(done.read_text()).get("options") == recorded:
+                    log.info("layer %s: kept from an earlier, interrupted run", layer)
+                    continue
+            except json.JSONDecodeError:
+                pass
+        todo.append(layer)
+    from tqdm import tqdm
+
+    for layer in tqdm(todo, desc=f"{Path(shard_path).stem} layers", unit="layer", disable=not progress, mininterval=10):
+        _fit_and_write(read_layer(shard_path, layer), layer, dataset, partial / layer_file_name(layer), options)
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    partial.rename(out_dir)
+    return layers
+
+
+def read_layer_results(folders) -> dict[str, dict]:
+    """Layer name -> its stored result, from the part folders of one model x dataset."""
+    by_layer = {}
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*.json")):
+            result = json.loads(path.read_text())
+            by_layer[result["layer"]] = result
+    return by_layer
+
+
+def score_layers_file(layer_folders: list, ceiling_path, out_csv, model: str, dataset: str, layer_names: list,
                       options: dict | None = None):
     """Step of rule score: every stored metric's rows (for a protocol: the layer profile, the best layer and the
-    nested, training-chosen, layer), ceiling-normalised where a ceiling exists, as tidy rows."""
+    nested, training-chosen, layer), ceiling-normalised where a ceiling exists, as tidy rows. ``layer_folders``
+    are the part folders of rule fit_encoding; ``layer_names`` the shard's layers in model order."""
     from brainalign.tables import tidy_frame
 
-    by_layer = {}
-    for path in layer_json_paths:
-        result = json.loads(Path(path).read_text())
-        by_layer[result["layer"]] = result
+    by_layer = read_layer_results(layer_folders)
     missing = [name for name in layer_names if name not in by_layer]
     if missing:
         raise BrainalignError(f"score {model}/{dataset}: no encoding result for layers {missing[:3]}")

@@ -1,9 +1,15 @@
 """The encoding protocols, as a registry: what is fitted in each outer fold, on which folds, and how one layer's
 design changes them; :func:`cross_validated_score` runs any registered protocol and scores it the same way.
 
-Every protocol is scored alike: Pearson r per neuroid on each held-out fold, median over neuroids, mean over
-folds; per fold also a training-only score (``inner_scores``, for the nested layer choice) and, over all folds,
-a bootstrap CI over stimuli (:func:`_bootstrap`). A protocol only says how one fold is fitted and predicted.
+Every protocol is scored alike: Pearson r per neuroid on each held-out fold, median over neuroids (or the
+protocol's own ``aggregate``), mean over folds; per fold also a training-only score (``inner_scores``, for the
+nested layer choice) and, over all folds, a bootstrap CI over stimuli (:func:`_bootstrap`). A protocol only says
+how one fold is fitted and predicted.
+
+Registered: ``ridge-grouped`` and ``brainscore-2023`` (run by default), and the opt-in ``wehbe-2014``, Wehbe et
+al. 2014 as the instruction-tuning paper scored it with Aw & Toneva's code: a word-level protocol (its folds get
+``Fold.words``, the words' features and scans, because its PCA is fitted on each fold's training words) scored as
+the mean over each subject's neuroids, then over subjects.
 
 Adding a protocol is one registered fold function, plus its name in the ``encoding.protocols`` enum of
 workflow/schemas/config.schema.yaml so a config may select it::
@@ -22,6 +28,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -50,6 +57,7 @@ class Fold:
     options: dict             # the encoding options of this run
     seed: int
     ops: Any                  # the back end's operations (encoding.backend)
+    words: Any = None         # word-level protocols only: the layer's encoding.design.WordLevel, else None
 
 
 def grouped_outer_folds(n: int, groups: np.ndarray, options: dict, seed: int, folds):
@@ -67,26 +75,39 @@ class Protocol:
     """A registered protocol: ``fit_fold(fold) -> (predicted, actual, training-only score)`` on one outer fold;
     ``outer_folds(n, groups, options, seed, folds)`` the folds it runs on (``folds``: the caller's, or None);
     ``layer_folds(n_samples, overrides, options) -> (folds or None, options)`` how a layer's design (e.g. a
-    single-run time series, ``overrides["blocks"]``) sets its folds and options in ``fit_layer``."""
+    single-run time series, ``overrides["blocks"]``) sets its folds and options in ``fit_layer``;
+    ``word_level``: its folds need the word-level input (``Fold.words``, encoding.design.WordLevel), and its
+    scans are grouped by run; ``opt_in``: it runs only when ``options["protocols"]`` names it;
+    ``aggregate(r, words)``: how per-neuroid r (last axis) become one score (None: the median over neuroids)."""
 
     name: str
     fit_fold: Callable
     outer_folds: Callable = grouped_outer_folds
     layer_folds: Callable = unchanged_layer_folds
+    word_level: bool = False
+    opt_in: bool = False
+    aggregate: Callable | None = None
 
 
 PROTOCOLS: dict[str, Protocol] = {}  # name -> protocol, in registration order (the default order of a layer's)
 
 
 def register_protocol(name: str, *, outer_folds: Callable = grouped_outer_folds,
-                      layer_folds: Callable = unchanged_layer_folds):
-    """Decorator: register ``fit_fold`` as protocol ``name`` (see :class:`Protocol` for the two fold hooks)."""
+                      layer_folds: Callable = unchanged_layer_folds, word_level: bool = False, opt_in: bool = False,
+                      aggregate: Callable | None = None):
+    """Decorator: register ``fit_fold`` as protocol ``name`` (see :class:`Protocol` for the hooks and flags)."""
 
     def decorator(fit_fold: Callable) -> Callable:
-        PROTOCOLS[name] = Protocol(name, fit_fold, outer_folds, layer_folds)
+        PROTOCOLS[name] = Protocol(name, fit_fold, outer_folds, layer_folds, word_level, opt_in, aggregate)
         return fit_fold
 
     return decorator
+
+
+def default_protocols() -> list[str]:
+    """The protocols a layer is scored with when ``options["protocols"]`` is unset: every registered one that is
+    not opt-in, in registration order."""
+    return [name for name, protocol in PROTOCOLS.items() if not protocol.opt_in]
 
 
 def get_protocol(name: str) -> Protocol:
@@ -121,7 +142,7 @@ def ridge_grouped(fold: Fold):
     else:
         inner = (grouped_folds(fold.groups[fold.train_index], int(options.get("inner_folds", 5)), fold.seed + fold.k)
                  if options.get("inner_blocks") is None
-                 else block_folds(len(fold.train_index), int(options["inner_blocks"]), int(options.get("gap", 0))))
+                 else block_folds(len(fold.train_index), int(options["inner_blocks"]), int(options.get("gap", 5))))
         best, pooled, solver = ridge_cv(x_train, y_train, fold.alphas, inner)
     inner_score = _median(pearson_columns(pooled, y_train))
     predicted = solver.predict_per_target(x_test, fold.alphas, best)
@@ -144,11 +165,165 @@ def brainscore_2023(fold: Fold):
     return predicted, actual, _median(pearson_columns(pooled, y_train))
 
 
+# ----------------------------------------------------------------------------------------------- wehbe-2014
+# Wehbe et al. 2014 as the instruction-tuning paper scored it (Aw et al. 2023 App. C.1), with Aw & Toneva's
+# brain_language_summarization code ("BLS": utils/utils.py run_class_time_CV_fmri_crossval_ridge,
+# utils/ridge_tools.py cross_val_ridge). Where BLS's indexing is accidental, the intent is kept (noted below).
+WEHBE_FOLDS = 4                                  # contiguous outer folds over the trimmed scans (BLS CV_ind)
+WEHBE_INNER_FOLDS = 10                           # unshuffled inner KFold over the training scans
+WEHBE_ALPHAS = tuple(10.0 ** np.arange(-6, 10))  # 1e-6 ... 1e9: 16 penalties
+
+
+def subject_mean(r, words) -> np.ndarray:
+    """Mean over each subject's neuroids, then over subjects (BLS: mean over a subject's ROI voxels, then over the 8
+    subjects); ``r``: (..., neuroids), NaN skipped; subjects from ``words.neuroid_subjects``."""
+    r = to_numpy(r)
+    subjects = np.asarray(words.neuroid_subjects)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a subject (or resample) without finite r gives NaN
+        per_subject = np.stack([np.nanmean(r[..., subjects == s], axis=-1) for s in np.unique(subjects)], axis=-1)
+        return np.nanmean(per_subject, axis=-1)
+
+
+def wehbe_kept_scans(groups: np.ndarray, options: dict) -> np.ndarray:
+    """The scans scored: every run without its first and last ``trim_run_edges`` scans (20 and 15)."""
+    from brainalign.timeseries import trimmed_scans
+
+    first, last = (int(v) for v in options.get("trim_run_edges", [20, 15]))
+    try:
+        return trimmed_scans(groups, first, last)
+    except ValueError as error:
+        raise BrainalignError(f"wehbe-2014: {error} (encoding.trim_run_edges: [{first}, {last}])") from None
+
+
+def wehbe_folds(n_kept: int, n_folds: int, gap: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """BLS's outer folds over ``n_kept`` trimmed scans (positions): ``n_folds`` contiguous blocks of
+    floor(n_kept / n_folds) scans, the last one taking the rest, and ``gap`` scans dropped at every train/test
+    boundary: from the training scans after the first fold's test block and before the last fold's, and from both
+    ends of a middle fold's test block (where BLS drops them)."""
+    size = max(n_kept // n_folds, 1)
+    label = np.minimum(np.arange(n_kept) // size, n_folds - 1)
+    folds = []
+    for k in range(n_folds):
+        train, test = np.flatnonzero(label != k), np.flatnonzero(label == k)
+        if gap > 0 and k == 0:
+            train = train[gap:]
+        elif gap > 0 and k == n_folds - 1:
+            train = train[:-gap]
+        elif gap > 0:
+            test = test[gap:-gap]
+        folds.append((train, test))
+    return folds
+
+
+def kfold_splits(n: int, n_folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """sklearn ``KFold(n_folds)`` (unshuffled): contiguous blocks, the first n % n_folds one sample larger."""
+    sizes = np.full(n_folds, n // n_folds)
+    sizes[: n % n_folds] += 1
+    edges = np.concatenate([[0], np.cumsum(sizes)])
+    return [(np.concatenate([np.arange(start), np.arange(stop, n)]), np.arange(start, stop))
+            for start, stop in zip(edges[:-1], edges[1:])]
+
+
+def _wehbe_outer_folds(n: int, groups: np.ndarray, options: dict, seed: int, folds):
+    """The caller's folds if it gave any, else :func:`wehbe_folds` over the trimmed scans, as scan indices."""
+    if folds is not None:
+        return folds
+    kept = wehbe_kept_scans(groups, options)
+    gap = int(options.get("gap", 5))
+    out = []
+    for k, (train, test) in enumerate(wehbe_folds(len(kept), WEHBE_FOLDS, gap)):
+        if len(test) == 0 or len(train) < 2 * WEHBE_INNER_FOLDS:
+            raise BrainalignError(
+                f"wehbe-2014: outer fold {k} has {len(test)} test and {len(train)} training scans of the {len(kept)} left "
+                f"after trimming the run edges (encoding.trim_run_edges) and the gap ({gap}): too few scans per run")
+        out.append((kept[train], kept[test]))
+    return out
+
+
+def _leading_eigenvectors(gram: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` largest eigenvalues (descending) of a symmetric matrix and their eigenvectors: by Lanczos (ARPACK,
+    from a fixed start vector, so a rerun gives the same bytes) on a large matrix, where a dense solver's full
+    tridiagonal reduction would cost ~10x more, and densely on a small one."""
+    from scipy.linalg import eigh
+    from scipy.sparse.linalg import eigsh
+
+    m = len(gram)
+    if m <= 500 or k >= m - 1:
+        values, vectors = eigh(gram, subset_by_index=[m - k, m - 1])
+    else:
+        values, vectors = eigsh(gram, k=k, which="LA", v0=np.random.default_rng(0).standard_normal(m), tol=0)
+    order = np.argsort(values)[::-1]
+    return values[order], vectors[:, order]
+
+
+def pca_projection(train: np.ndarray, data: np.ndarray, n_components: int) -> np.ndarray:
+    """``data`` projected on the first ``n_components`` principal axes of ``train`` (centred by the training mean):
+    sklearn ``PCA(n_components, svd_solver="full").fit(train).transform(data)`` up to each component's sign, from
+    the leading eigenvectors of the smaller Gram matrix of the centred training rows."""
+    train = np.asarray(train, dtype=np.float64)
+    mean = train.mean(0)
+    centred = train - mean
+    n, p = centred.shape
+    if n_components > min(n, p):
+        raise BrainalignError(f"wehbe-2014: {n_components} principal components (encoding.pca_components) from {n} "
+                              f"training words of {p} features")
+    if p <= n:
+        _, axes = _leading_eigenvectors(centred.T @ centred, n_components)
+    else:
+        values, vectors = _leading_eigenvectors(centred @ centred.T, n_components)
+        axes = centred.T @ (vectors / np.sqrt(np.clip(values, 1e-300, None)))
+    return (np.asarray(data, dtype=np.float64) - mean) @ axes
+
+
+def wehbe_scan_features(words, train_scans: np.ndarray, kept: np.ndarray, options: dict) -> np.ndarray:
+    """One outer fold's scan features (scans x components * delays; rows outside ``kept`` are 0): the words after
+    the first ``skip_first_words``, projected on ``pca_components`` principal axes fitted on the words of the
+    training scans only, averaged within each scan, delayed by ``delays`` scans (default 1-4), then z-scored within
+    each run over the kept scans. (BLS marks a word as training by the trimmed index of its scan minus one and
+    wraps the words of trimmed scans around to the end; here a word is a training word when its scan is one.)"""
+    from brainalign.timeseries import make_delays, mean_within_scans, zscore_per_run
+
+    skip = int(options.get("skip_first_words", 20))
+    n_components = int(options.get("pca_components", 10))
+    delays = list(options.get("delays") or [1, 2, 3, 4])
+    n_scans = len(words.scan_groups)
+    usable = (np.arange(len(words.features)) >= skip) & (words.word_scans >= 0)
+    training = usable & np.isin(words.word_scans, train_scans)
+    projected = pca_projection(words.features[training], words.features[usable], n_components)
+    scans = make_delays(mean_within_scans(projected, words.word_scans[usable], n_scans), delays, words.scan_groups)
+    out = np.zeros_like(scans)
+    out[kept] = zscore_per_run(scans[kept], words.scan_groups[kept])
+    return out
+
+
+@register_protocol("wehbe-2014", outer_folds=_wehbe_outer_folds, word_level=True, opt_in=True, aggregate=subject_mean)
+def wehbe_2014(fold: Fold):
+    """Wehbe et al. 2014 as the paper computed it (BLS): per outer fold, word PCA fitted on the training words ->
+    scan means -> FIR delays -> trimmed runs z-scored per run (:func:`wehbe_scan_features`); training and test
+    features and responses z-scored separately; ridge without intercept, the penalty per neuroid from BLS's 16 by
+    unshuffled 10-fold KFold on the training scans (least summed 1 - R^2); Pearson r per neuroid on the test
+    scans, aggregated as mean over each subject's neuroids, then over subjects (:func:`subject_mean`)."""
+    from brainalign.encoding.ridge import ridge_cv_no_intercept
+    from brainalign.timeseries import zscore_columns
+
+    kept = wehbe_kept_scans(fold.groups, fold.options)
+    features = wehbe_scan_features(fold.words, fold.train_index, kept, fold.options)
+    y = to_numpy(fold.y)
+    x_train, x_test = zscore_columns(features[fold.train_index]), zscore_columns(features[fold.test_index])
+    y_train, actual = zscore_columns(y[fold.train_index]), zscore_columns(y[fold.test_index])
+    alphas = np.asarray(WEHBE_ALPHAS)
+    best, pooled, solver = ridge_cv_no_intercept(x_train, y_train, alphas, kfold_splits(len(x_train), WEHBE_INNER_FOLDS))
+    predicted = solver.predict_per_target(x_test, alphas, best)
+    return predicted, actual, float(subject_mean(pearson_columns(pooled, y_train), fold.words))
+
+
 # ----------------------------------------------------------------------------------------------- scoring
 def cross_validated_score(x: np.ndarray, y: np.ndarray, groups=None, protocol: str = "ridge-grouped",
-                          options: dict | None = None, folds=None) -> dict:
+                          options: dict | None = None, folds=None, words=None) -> dict:
     """Score one feature matrix against responses (samples x neuroids) under a registered protocol, on the back
-    end that ``options["backend"]`` names (numpy or torch, ``options["device"]``)."""
+    end that ``options["backend"]`` names (numpy or torch, ``options["device"]``). ``words``: the word-level input
+    (encoding.design.WordLevel) that a word-level protocol needs; its scans are then grouped by run."""
     options = dict(options or {})
     seed = int(options.get("seed", 0))
     dtype = np.dtype(options.get("dtype", "float32"))
@@ -157,20 +332,26 @@ def cross_validated_score(x: np.ndarray, y: np.ndarray, groups=None, protocol: s
     y = ops.asarray(y, dtype=dtype)
     alphas = np.asarray(options.get("alphas") or DEFAULT_ALPHAS, dtype=float)
     n = len(x)
-    groups = np.arange(n) if groups is None else np.asarray(groups)
     chosen = get_protocol(protocol)
+    if chosen.word_level:
+        if words is None:
+            raise BrainalignError(f"encoding protocol {protocol!r} needs the word-level input of a time series of words "
+                                  "with onsets (encoding.design.word_level_design)")
+        groups = words.scan_groups
+    groups = np.arange(n) if groups is None else np.asarray(groups)
+    aggregate = None if chosen.aggregate is None else partial(chosen.aggregate, words=words)
     folds = chosen.outer_folds(n, groups, options, seed, folds)
     fold_scores, inner_scores, pairs, neuroid_r = [], [], [], []
     for k, (train_index, test_index) in enumerate(folds):
         fold = Fold(k, x, y, train_index, test_index, ops.index(train_index), ops.index(test_index), groups, alphas,
-                    options, seed, ops)
+                    options, seed, ops, words)
         predicted, actual, inner_score = chosen.fit_fold(fold)
         inner_scores.append(inner_score)
         r = to_numpy(pearson_columns(predicted, actual))
         neuroid_r.append(r)
-        fold_scores.append(_median(r))
+        fold_scores.append(_median(r) if aggregate is None else float(aggregate(r)))
         pairs.append((predicted, actual))
-    ci_low, ci_high = _bootstrap(pairs, int(options.get("n_bootstrap", 1000)), seed)
+    ci_low, ci_high = _bootstrap(pairs, int(options.get("n_bootstrap", 1000)), seed, reduce=aggregate)
     return {
         "score": float(np.nanmean(fold_scores)),
         "fold_scores": fold_scores,
@@ -206,11 +387,13 @@ def _resampled_pearson(counts, a, b):
     return r
 
 
-def _bootstrap(pairs, n_bootstrap: int, seed: int, chunk_elements: int = 2_000_000) -> tuple[float, float]:
+def _bootstrap(pairs, n_bootstrap: int, seed: int, chunk_elements: int = 2_000_000,
+               reduce: Callable | None = None) -> tuple[float, float]:
     """95% percentile CI of the protocol's score, resampling stimuli within each test fold.
 
     The draws are those of resampling each fold in turn, resample after resample; the correlations of up to
-    ``chunk_elements / neuroids`` resamples are computed together (:func:`_resampled_pearson`)."""
+    ``chunk_elements / neuroids`` resamples are computed together (:func:`_resampled_pearson`). ``reduce``: the
+    protocol's aggregate over neuroids (resamples x neuroids -> resamples); None: the median."""
     if n_bootstrap <= 0:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
@@ -226,6 +409,9 @@ def _bootstrap(pairs, n_bootstrap: int, seed: int, chunk_elements: int = 2_000_0
         step = max(1, chunk_elements // a.shape[1])
         for start in range(0, n_bootstrap, step):
             r = to_numpy(_resampled_pearson(ops.asarray(counts[k][start:start + step]), a, b))
+            if reduce is not None:
+                medians[start:start + step, k] = reduce(r)
+                continue
             if not np.isnan(r).any():
                 medians[start:start + step, k] = np.median(r, axis=1)  # vectorised; nanmedian goes row by row
                 continue

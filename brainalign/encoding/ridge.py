@@ -343,3 +343,61 @@ def ols_fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray
     s, vt, uty = spectrum(x_train - x_mean, y_train - y_mean)
     projected = (x_test - x_mean) @ vt.T
     return (projected / s) @ uty + y_mean
+
+
+# ----------------------------------------------------------------------------------------------- no intercept
+class RidgeNoIntercept:
+    """Closed-form ridge WITHOUT intercept or centring, w(alpha) = (X'X + alpha I)^-1 X'Y, for many penalties from
+    one thin SVD of X (w = V diag(s / (s^2 + alpha)) U'Y): Wehbe et al.'s (BLS ``ridge_tools.ridge``) on their
+    z-scored features, whose inner folds are not centred (so the centring solvers above would differ)."""
+
+    def __init__(self, x_train: np.ndarray, y_train: np.ndarray):
+        x_train = np.asarray(x_train, dtype=np.float64)
+        u, self.s, self.vt = np.linalg.svd(x_train, full_matrices=False)
+        self.uty = u.T @ np.asarray(y_train, dtype=np.float64)
+
+    def weights(self, alpha: float, columns=slice(None)) -> np.ndarray:
+        return self.vt.T @ ((self.s / (self.s**2 + alpha))[:, None] * self.uty[:, columns])
+
+    def predict(self, x_test: np.ndarray, alpha: float, columns=slice(None), projected=None) -> np.ndarray:
+        projected = np.asarray(x_test, dtype=np.float64) @ self.vt.T if projected is None else projected
+        return (projected * (self.s / (self.s**2 + alpha))) @ self.uty[:, columns]
+
+    def predict_per_target(self, x_test: np.ndarray, alphas: np.ndarray, alpha_per_target: np.ndarray) -> np.ndarray:
+        projected = np.asarray(x_test, dtype=np.float64) @ self.vt.T
+        out = np.empty((len(x_test), self.uty.shape[1]))
+        for index in np.unique(alpha_per_target):
+            columns = np.flatnonzero(alpha_per_target == index)
+            out[:, columns] = self.predict(x_test, float(alphas[index]), columns, projected)
+        return out
+
+
+def r2_columns(predicted: np.ndarray, actual: np.ndarray) -> np.ndarray:
+    """Coefficient of determination per column, 1 - mean squared error / variance (BLS ``R2``; 0 where the
+    column is constant)."""
+    residual = np.mean((actual - predicted) ** 2, axis=0)
+    total = np.var(actual, axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.nan_to_num(1.0 - residual / total)
+
+
+def ridge_cv_no_intercept(x: np.ndarray, y: np.ndarray, alphas, folds):
+    """Wehbe et al.'s penalty search (BLS ``cross_val_ridge``, method ``plain``): per target, the penalty with the
+    least summed 1 - R^2 over the validation folds of ridge without intercept; return (alpha index per target,
+    pooled validation predictions at the chosen penalties, the :class:`RidgeNoIntercept` fitted on all of x, y)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    alphas = np.asarray(alphas, dtype=float)
+    cost = np.zeros((len(alphas), y.shape[1]))
+    solvers = []
+    for train, test in folds:
+        solver = RidgeNoIntercept(x[train], y[train])
+        projected = x[test] @ solver.vt.T
+        for a, alpha in enumerate(alphas):
+            cost[a] += 1.0 - r2_columns(solver.predict(x[test], alpha, projected=projected), y[test])
+        solvers.append((solver, test))
+    best = cost.argmin(0)
+    pooled = np.empty(y.shape)
+    for solver, test in solvers:
+        pooled[test] = solver.predict_per_target(x[test], alphas, best)
+    return best, pooled, RidgeNoIntercept(x, y)

@@ -1,8 +1,7 @@
-# Activations: every layer of a model for every stimulus of a dataset, in one HDF5 shard. A checkpoint,
-# because the layer list (and so the per-layer encoding jobs) is known only once the model has been read.
+# Activations: every layer of a model for every stimulus of a dataset, in one HDF5 shard.
 
 
-checkpoint extract_activations:
+rule extract_activations:
     input:
         model="resources/models/{model}",
         dataset="results/datasets/{dataset}",

@@ -23,6 +23,7 @@ rule collect_scores:
     params:
         models_config=config["models"],
         properties=config.get("model_properties", ""),
+        headline=config["analysis"].get("headline", {}),
     log:
         "logs/collect_scores.log",
     conda:
@@ -48,9 +49,8 @@ rule analyse:
         ),
     params:
         label=config["comparison_label"],
-        subset=config["analysis"]["subset"],
         seed=SEED,
-        n_permutations=config["analysis"].get("n_permutations", 10000),
+        options=config["analysis"],
     log:
         "logs/analyse.log",
     conda:
@@ -72,6 +72,7 @@ rule figures:
         ),
     params:
         label=config["comparison_label"],
+        headline=config["analysis"].get("headline", {}),
     log:
         "logs/figures.log",
     conda:

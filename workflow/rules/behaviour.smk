@@ -1,4 +1,5 @@
-# Behavioural alignment: per-word surprisal from each causal LM, then its correlation with reading times.
+# Behavioural alignment: per-word surprisal from each model with a surprisal reading (decoders; T5 with t5_mode: paper, read
+# as the paper did: brainalign.behaviour), then its correlation with reading times (default and brainscore-2023 rows).
 
 
 rule surprisal:

@@ -3,6 +3,8 @@
 import sys
 
 from brainalign import options as brainalign_options
+from brainalign import resources as brainalign_resources
+from brainalign.behaviour import surprisal_reading
 from brainalign.config import dataset_specs, load_and_check, model_specs
 from brainalign.errors import BrainalignError
 from brainalign.runner import export_package_path
@@ -33,7 +35,7 @@ SEED = config["seed"]
 wildcard_constraints:
     model="|".join(MODELS) if MODELS else "NONE",
     dataset="|".join(DATASETS) if DATASETS else "NONE",
-    layer="[^/]+",
+    part="[0-9]+",
 
 
 def dataset_kind(name):
@@ -45,7 +47,8 @@ def dataset_kind(name):
 
 BRAIN_DATASETS = [d for d in DATASETS if dataset_kind(d) in ("sentence", "timeseries")]
 READING_DATASETS = [d for d in DATASETS if dataset_kind(d) == "reading"]
-SURPRISAL_MODELS = [m for m, spec in MODELS.items() if spec["kind"] == "decoder"]
+# models with a surprisal reading: decoders, and encoder-decoders with t5_mode: paper (brainalign.behaviour.surprisal_reading)
+SURPRISAL_MODELS = [m for m, spec in MODELS.items() if surprisal_reading(spec)]
 
 
 def model_dir(name):
@@ -53,11 +56,13 @@ def model_dir(name):
 
 
 def prepare_model_inputs(wildcards):
-    """An untrained control needs the prepared folder of the model whose architecture it copies."""
+    """The prepared folder of the model this one is built from, as its source says (ModelSource.base_model in
+    brainalign/models.py): an untrained control's architecture_of, delta weights' delta_of."""
+    from brainalign.models import get_source
+
     spec = MODELS[wildcards.model]
-    if spec["source"] == "untrained":
-        return {"base": model_dir(spec["architecture_of"])}
-    return {}
+    base = get_source(spec["source"]).base_model(spec)
+    return {"base": model_dir(base)} if base else {}
 
 
 def model_spec(wildcards):
@@ -68,23 +73,23 @@ def dataset_spec(wildcards):
     return DATASETS[wildcards.dataset]
 
 
-def layer_names(model, dataset):
-    """Layers stored in the (checkpointed) activation shard, in model order."""
-    from brainalign.shards import read_layer_names
-
-    shard = checkpoints.extract_activations.get(model=model, dataset=dataset).output.shard
-    return read_layer_names(shard)
+def encoding_parts(wildcards):
+    """How many jobs share one model x dataset's layers (encoding.layer_parts, per dataset overridable)."""
+    return int(dataset_encoding_options(wildcards).get("layer_parts", 1))
 
 
-def layer_results(wildcards):
+def encoding_part_folders(wildcards):
     return [
-        f"results/encoding/{wildcards.model}/{wildcards.dataset}/{layer}.json"
-        for layer in layer_names(wildcards.model, wildcards.dataset)
+        f"results/encoding/{wildcards.model}/{wildcards.dataset}/part{part}"
+        for part in range(encoding_parts(wildcards))
     ]
 
 
-def layer_names_param(wildcards):
-    return layer_names(wildcards.model, wildcards.dataset)
+def fit_encoding_options(wildcards):
+    """The encoding options a layer's result records: how the jobs are split is not one of them."""
+    options = dict(dataset_encoding_options(wildcards))
+    options.pop("layer_parts", None)
+    return options
 
 
 def score_files():
@@ -128,20 +133,31 @@ def behaviour_options(wildcards):
     return brainalign_options.behaviour_options(config, wildcards.model)
 
 
-def model_gpus(wildcards):
-    """GPUs for a model's jobs: its `gpus` entry, else 1 (ignored locally unless --resources gpu=N is set)."""
-    return MODELS[wildcards.model].get("gpus", 1)
+# Resources of the model jobs: the arithmetic lives (tested) in brainalign/resources.py.
+def model_gpus(wildcards, attempt):
+    """GPUs for a model's jobs: its `gpus` entry, else 1, on every attempt (ignored locally unless --resources gpu=N)."""
+    return brainalign_resources.model_gpus(MODELS[wildcards.model], attempt)
 
 
 def model_mem_mb(wildcards, attempt):
-    """Memory for loading a model: ~2.5 bytes/parameter (fp16 weights + overhead) + 4 GB for activations,
-    times the attempt number so a retry after an out-of-memory kill asks for more."""
-    n_params = MODELS[wildcards.model].get("n_params") or 1e9
-    bytes_per_param = 4.5 if MODELS[wildcards.model].get("dtype", "float32") == "float32" else 2.5
-    return int((n_params * bytes_per_param / 1e6 + 4000) * attempt)
+    """Memory for loading a model (per dtype, times the attempt; a retry reserves the float32 reload)."""
+    return brainalign_resources.model_mem_mb(MODELS[wildcards.model], attempt)
 
 
 def model_runtime(wildcards, attempt):
     """Minutes for a model's GPU job: grows with size (33B models get hours), doubled on each retry."""
-    n_params = MODELS[wildcards.model].get("n_params") or 1e9
-    return int((30 + 10 * n_params / 1e9) * attempt)
+    return brainalign_resources.model_runtime_min(MODELS[wildcards.model], attempt)
+
+
+# prepare_model downloads: on the submit host (compute nodes often have no internet), or, with
+# `cluster: {download_partition: NAME}`, a small job on that partition
+PREPARE_LOCALLY = brainalign_resources.download_partition(config) is None
+PREPARE_PARTITION = {} if PREPARE_LOCALLY else {"slurm_partition": brainalign_resources.download_partition(config)}
+
+
+def prepare_mem_mb(wildcards):
+    return brainalign_resources.prepare_mem_mb(MODELS[wildcards.model])
+
+
+def prepare_runtime(wildcards):
+    return brainalign_resources.prepare_runtime_min(MODELS[wildcards.model])

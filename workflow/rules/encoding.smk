@@ -1,5 +1,6 @@
-# Brain alignment: a noise ceiling per dataset, an encoding model per layer, then the layer profile, the best
-# layer and a nested (leak-free) layer choice, ceiling-normalised.
+# Brain alignment: a noise ceiling per dataset; one job per model x dataset fits an encoding model to every layer
+# (encoding.layer_parts: N spreads one model's layers over N jobs); then the layer profile, the best layer and a
+# nested (leak-free) layer choice, ceiling-normalised.
 
 
 rule compute_ceiling:
@@ -25,13 +26,14 @@ rule fit_encoding:
         shard="results/activations/{model}/{dataset}.h5",
         dataset="results/datasets/{dataset}",
     output:
-        "results/encoding/{model}/{dataset}/{layer}.json",
+        directory("results/encoding/{model}/{dataset}/part{part}"),
     params:
-        options=dataset_encoding_options,
+        options=fit_encoding_options,
+        n_parts=encoding_parts,
     log:
-        "logs/fit_encoding/{model}/{dataset}/{layer}.log",
+        "logs/fit_encoding/{model}/{dataset}/part{part}.log",
     benchmark:
-        "results/benchmarks/fit_encoding/{model}/{dataset}/{layer}.tsv"
+        "results/benchmarks/fit_encoding/{model}/{dataset}/part{part}.tsv"
     threads: 1
     group:
         "encoding"
@@ -43,12 +45,12 @@ rule fit_encoding:
 
 rule score:
     input:
-        layers=layer_results,
+        layers=encoding_part_folders,
+        shard="results/activations/{model}/{dataset}.h5",
         ceiling="results/ceilings/{dataset}.json",
     output:
         "results/scores/{model}/{dataset}.csv",
     params:
-        layer_names=layer_names_param,
         options=dataset_encoding_options,
     log:
         "logs/score/{model}/{dataset}.log",

@@ -1,0 +1,93 @@
+"""One encoding job per model x dataset (or per part of its layers) gives exactly the per-layer results that one job
+per layer gives, resumes a killed job from its finished layers, and splits layers evenly over parts."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from brainalign.datasets.base import PreparedDataset, write_prepared
+from brainalign.encoding import fit_layer_file, fit_layers_file, score_layers_file
+from brainalign.encoding.layers import layers_of_part
+from brainalign.errors import BrainalignError
+from brainalign.shards import write_shard
+
+OPTIONS = {"n_bootstrap": 20, "seed": 0, "protocols": ["ridge-grouped", "brainscore-2023"]}
+LAYERS = ["model.embed", "model.layers.0", "model.layers.1", "model.layers.2", "model.layers.3"]
+
+
+@pytest.fixture
+def shard_and_dataset(tmp_path):
+    rng = np.random.default_rng(3)
+    n = 60
+    stimuli = pd.DataFrame({"stimulus_id": [f"s{i}" for i in range(n)], "text": ["w"] * n,
+                            "group": [f"p{i // 4}" for i in range(n)], "position": np.arange(n) % 4})
+    signal = rng.standard_normal((n, 6))
+    responses = (signal @ rng.standard_normal((6, 3)) + rng.standard_normal((n, 3)))[None].astype(np.float32)
+    write_prepared(PreparedDataset(stimuli, responses, ["average"], ["a", "b", "c"],
+                                   meta={"name": "toy", "kind": "sentence", "description": "", "source": "", "licence": "",
+                                         "provenance": "", "context": "sentence", "group_averaged": True}), tmp_path / "ds")
+    arrays = {name: (signal * k + rng.standard_normal((n, 6))).astype(np.float32) for k, name in enumerate(LAYERS)}
+    write_shard(tmp_path / "shard.h5", LAYERS, arrays, stimuli["stimulus_id"].tolist(), {"model": "toy"})
+    return tmp_path / "shard.h5", tmp_path / "ds"
+
+
+def test_one_job_equals_one_job_per_layer(shard_and_dataset, tmp_path):
+    shard, dataset = shard_and_dataset
+    fit_layers_file(shard, dataset, tmp_path / "part0", OPTIONS, progress=False)
+    for layer in LAYERS:
+        alone = fit_layer_file(shard, layer, dataset, tmp_path / f"{layer}.alone.json", OPTIONS)
+        together = json.loads((tmp_path / "part0" / f"{layer}.json").read_text())
+        assert together == json.loads(json.dumps(alone))
+    assert not (tmp_path / "part0.partial").exists()
+
+
+def test_parts_cover_every_layer_once_and_score_the_same(shard_and_dataset, tmp_path):
+    shard, dataset = shard_and_dataset
+    assert layers_of_part(LAYERS, 0, 2) == LAYERS[0::2] and layers_of_part(LAYERS, 1, 2) == LAYERS[1::2]
+    with pytest.raises(BrainalignError, match="part 2 is not one of 0..1"):
+        layers_of_part(LAYERS, 2, 2)
+    ceiling = tmp_path / "ceiling.json"
+    ceiling.write_text(json.dumps({"ceiling": 0.5}))
+    fit_layers_file(shard, dataset, tmp_path / "one" / "part0", OPTIONS, progress=False)
+    for part in (0, 1):
+        fit_layers_file(shard, dataset, tmp_path / "two" / f"part{part}", OPTIONS, part=part, n_parts=2, progress=False)
+    one = score_layers_file([tmp_path / "one" / "part0"], ceiling, tmp_path / "one.csv", "m", "toy", LAYERS)
+    two = score_layers_file([tmp_path / "two" / "part0", tmp_path / "two" / "part1"], ceiling, tmp_path / "two.csv", "m", "toy",
+                            LAYERS)
+    pd.testing.assert_frame_equal(one, two)
+    assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "two.csv").read_bytes()
+
+
+def test_a_killed_job_resumes_from_its_finished_layers(shard_and_dataset, tmp_path, monkeypatch):
+    import brainalign.encoding.layers as layers_module
+
+    shard, dataset = shard_and_dataset
+    reference = tmp_path / "reference"
+    fit_layers_file(shard, dataset, reference, OPTIONS, progress=False)
+    fitted, real = [], layers_module.fit_layer
+
+    def dies_at_the_third_layer(features, data, options):
+        if len(fitted) == 2:
+            raise KeyboardInterrupt  # the job is killed
+        fitted.append(1)
+        return real(features, data, options)
+
+    monkeypatch.setattr(layers_module, "fit_layer", dies_at_the_third_layer)
+    with pytest.raises(KeyboardInterrupt):
+        fit_layers_file(shard, dataset, tmp_path / "part0", OPTIONS, progress=False)
+    assert len(list((tmp_path / "part0.partial").glob("*.json"))) == 2 and not (tmp_path / "part0").exists()
+    refits = []
+    monkeypatch.setattr(layers_module, "fit_layer", lambda *a: refits.append(1) or real(*a))
+    fit_layers_file(shard, dataset, tmp_path / "part0", OPTIONS, progress=False)
+    assert len(refits) == len(LAYERS) - 2  # the two finished layers were kept
+    for layer in LAYERS:
+        assert (tmp_path / "part0" / f"{layer}.json").read_bytes() == (reference / f"{layer}.json").read_bytes()
+    # other options: nothing kept
+    (tmp_path / "part0").rename(tmp_path / "part0.partial")
+    refits.clear()
+    fit_layers_file(shard, dataset, tmp_path / "part0", {**OPTIONS, "seed": 1}, progress=False)
+    assert len(refits) == len(LAYERS)
