@@ -73,3 +73,18 @@ def test_the_papers_per_model_average_is_our_brain_average():
     printed = pd.read_csv(PAPER / "paper_reported_averages.csv").set_index("model")["average"]
     difference = (measures["brain_average"] - printed).abs()
     assert len(difference.dropna()) == 33 and difference.max() < 0.001  # the paper averaged unrounded scores
+
+
+def test_the_paper_config_has_table_8_pairs_reported_apart_with_cka_and_rsa():
+    """Table 8 (v2): Gemma-2B/7B and LLaMA-2-7B/13B, base vs instruction-tuned, linear (ceiling-normalised), CKA, RSA."""
+    import yaml
+
+    from brainalign.analysis import pair_groups
+    from brainalign.config import load_and_check, models_table
+
+    config = load_and_check(yaml.safe_load((REPO / "config/paper.yaml").read_text()))
+    groups = pair_groups(models_table(config), config["analysis"]["families"])
+    assert len(groups["headline"]) == 17 and len(groups["GPT2"]) == 4
+    assert set(groups["Gemma"]) == {("gemma-2b", "gemma-2b-it"), ("gemma-7b", "gemma-7b-it")}
+    assert set(groups["LLaMA-2"]) == {("llama-2-7b", "llama-2-7b-chat"), ("llama-2-13b", "llama-2-13b-chat")}
+    assert config["encoding"].get("similarity", True)  # CKA and RSA rows for every model and layer
