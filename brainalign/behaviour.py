@@ -49,6 +49,7 @@ Joining words, the token -> word rule, BOS detection and window planning live in
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import math
@@ -86,15 +87,21 @@ def token_surprisals(model, tokenizer, text: str, prepend_text: str | None = Non
         raise BrainalignError(f"max_context_tokens={max_context_tokens} leaves no room after the prefix")
     min_context = min(min_context_tokens, budget // 2)
     nats = np.full(len(ids), np.nan)
+    keep_ok = "logits_to_keep" in inspect.signature(model.forward).parameters
     for begin, end, first in plan_windows(len(ids), budget, min_context):  # next begin = end - min_context
         window = torch.tensor([prefix + ids[begin:end]], device=device)
+        # logits at the previous position predict token k: only positions from first_position on are read, so the
+        # LM head (Gemma's is 262k x 640, most of the model's work) and the log-softmax skip the overlap
+        first_position = max(len(prefix) + (first - begin) - 1, 0)
+        kwargs = {"logits_to_keep": window.shape[1] - first_position} if keep_ok else {}
         with torch.inference_mode():
-            logits = model(input_ids=window).logits[0].float()
+            logits = model(input_ids=window, **kwargs).logits[0].float()
+        offset = window.shape[1] - logits.shape[0]  # 0 when every position's logits came back
         logprobs = torch.log_softmax(logits, dim=-1)
         for k in range(first, end):
-            position = len(prefix) + (k - begin) - 1  # logits at the previous position predict token k
+            position = len(prefix) + (k - begin) - 1
             if position >= 0:
-                nats[k] = -float(logprobs[position, ids[k]])
+                nats[k] = -float(logprobs[position - offset, ids[k]])
     return ids, offsets, nats
 
 

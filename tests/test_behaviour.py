@@ -148,3 +148,39 @@ def test_unknown_context_window_is_a_clear_error(tiny):
 
     with pytest.raises(BrainalignError, match="config.behaviour.context_window: unknown 'nope'"):
         word_surprisals(tiny.model, tiny.tokenizer, TRICKY, context_window="nope")
+
+
+def test_overlapping_windows_compute_logits_only_where_read_with_the_same_surprisals(tiny_gpt2_dir):
+    """The LM head and log-softmax run only on each window's scored positions (logits_to_keep); the surprisals are
+    those of full logits, bit for bit."""
+    import numpy as np
+    import torch
+    from transformers import AutoTokenizer, GPT2LMHeadModel
+
+    from brainalign.behaviour import token_surprisals
+
+    model = GPT2LMHeadModel.from_pretrained(tiny_gpt2_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_gpt2_dir)
+    kept = []
+
+    class FullLogits(torch.nn.Module):  # the same model without logits_to_keep in its signature: every position
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids):
+            return self.inner(input_ids=input_ids)
+
+    real_forward = model.forward
+
+    def recording_forward(*args, **kwargs):
+        kept.append(kwargs.get("logits_to_keep"))
+        return real_forward(*args, **kwargs)
+
+    text = " ".join(f"word{i % 17} and" for i in range(120))
+    full = token_surprisals(FullLogits(model), tokenizer, text, max_context_tokens=64, min_context_tokens=24)[2]
+    model.forward = recording_forward
+    model.forward.__signature__ = __import__("inspect").signature(real_forward)
+    partial = token_surprisals(model, tokenizer, text, max_context_tokens=64, min_context_tokens=24)[2]
+    assert np.array_equal(full, partial, equal_nan=True)
+    assert len(kept) > 2 and kept[0] == 64 and all(k is not None and k < 64 for k in kept[1:])
