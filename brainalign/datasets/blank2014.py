@@ -29,14 +29,16 @@ TR = 2.0
 def prepare(raw_dir: Path, out_dir: Path, options: dict) -> None:
     path = Path(raw_dir) / FILE
     values, pres, neur = read_assembly(path)
-    text_col = next((c for c in ("sentence", "word", "fragment") if c in pres.columns), None)
+    # Brain-Score's packaging names the fragment `stimulus` and the subject `subject_id` (older copies: sentence /
+    # subject_UID); any of them is accepted
+    text_col = next((c for c in ("sentence", "stimulus", "word", "fragment") if c in pres.columns), None)
     need_p = {"stimulus_id", "story"}
     if need_p - set(pres.columns) or text_col is None:
-        raise BrainalignError(f"{path}: presentation coordinates {list(pres.columns)}; expected stimulus_id, story, sentence")
-    subj_col = next((c for c in ("subject_UID", "subject") if c in neur.columns), None)
+        raise BrainalignError(f"{path}: presentation coordinates {list(pres.columns)}; expected stimulus_id, story and stimulus (or sentence)")
+    subj_col = next((c for c in ("subject_UID", "subject_id", "subject") if c in neur.columns), None)
     roi_col = next((c for c in ("fROI_area", "roi", "region") if c in neur.columns), None)
     if subj_col is None or roi_col is None:
-        raise BrainalignError(f"{path}: neuroid coordinates {list(neur.columns)}; expected subject_UID and fROI_area")
+        raise BrainalignError(f"{path}: neuroid coordinates {list(neur.columns)}; expected subject_id (or subject_UID) and fROI_area")
     subjects = sorted(neur[subj_col].astype(str).unique())
     rois = sorted(neur[roi_col].astype(str).unique())
     responses = np.full((len(subjects), len(pres), len(rois)), np.nan, dtype=np.float32)

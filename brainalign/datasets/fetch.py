@@ -221,7 +221,8 @@ def download_all(spec: dict, adapter, dest: Path, cache: Path) -> list[dict]:
     records = []
     for name, url, checksum, *rest in adapter.REMOTE_FILES:
         size = rest[0] if rest else None
-        checksum = pinned.get(name, checksum)
+        if name in pinned:  # the config pins another file (a mirror's version): the adapter's size is not its size
+            checksum, size = pinned[name], None
         if base_url:
             url = f"{base_url.rstrip('/')}/{name}"
         if not url:
