@@ -1,6 +1,6 @@
 """Encoding models: how well a model layer's activations predict brain responses to the same stimuli.
 
-Two protocols, both reported:
+Three registered protocols (``protocols.py``): the first two run on every dataset by default, the third on request:
   * ``ridge-grouped`` (the project's default): ridge regression, the penalty chosen per neuroid by inner
     cross-validation on the training fold only, every penalty solved from one tridiagonal reduction per fold
     (numpy; one eigendecomposition per fold on torch); folds group whole
@@ -11,6 +11,10 @@ Two protocols, both reported:
     (sklearn LinearRegression; the minimum-norm solution when features exceed stimuli), 10 ShuffleSplits 90/10
     with random_state=1 over stimuli (not grouped: context leaks), Pearson r per neuroid, median over neuroids
     per split, mean over splits. Computed from one SVD per split, it equals sklearn + scipy to 1e-6 (tested).
+  * ``wehbe-2014`` (opt-in; the paper's Wehbe 2014 pipeline, Aw & Toneva's code): per outer fold, word PCA fitted on
+    the training words, words averaged per TR, FIR delays, run edges trimmed, 4 contiguous folds with a gap, ridge
+    without intercept with the penalty per voxel from inner 10-fold CV; mean r over each subject's voxels, then
+    over subjects.
 Each layer also stores, per outer fold, a training-only score (``inner_scores``) so the layer can be chosen
 without looking at the test fold (the nested estimate), and a bootstrap CI over stimuli.
 
