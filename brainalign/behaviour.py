@@ -87,7 +87,8 @@ def token_surprisals(model, tokenizer, text: str, prepend_text: str | None = Non
         raise BrainalignError(f"max_context_tokens={max_context_tokens} leaves no room after the prefix")
     min_context = min(min_context_tokens, budget // 2)
     nats = np.full(len(ids), np.nan)
-    keep_ok = "logits_to_keep" in inspect.signature(model.forward).parameters
+    forward = getattr(model, "forward", None)
+    keep_ok = forward is not None and "logits_to_keep" in inspect.signature(forward).parameters
     for begin, end, first in plan_windows(len(ids), budget, min_context):  # next begin = end - min_context
         window = torch.tensor([prefix + ids[begin:end]], device=device)
         # logits at the previous position predict token k: only positions from first_position on are read, so the

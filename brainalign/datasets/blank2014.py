@@ -34,7 +34,8 @@ def prepare(raw_dir: Path, out_dir: Path, options: dict) -> None:
     text_col = next((c for c in ("sentence", "stimulus", "word", "fragment") if c in pres.columns), None)
     need_p = {"stimulus_id", "story"}
     if need_p - set(pres.columns) or text_col is None:
-        raise BrainalignError(f"{path}: presentation coordinates {list(pres.columns)}; expected stimulus_id, story and stimulus (or sentence)")
+        raise BrainalignError(f"{path}: presentation coordinates {list(pres.columns)}; "
+                              "expected stimulus_id, story and stimulus (or sentence)")
     subj_col = next((c for c in ("subject_UID", "subject_id", "subject") if c in neur.columns), None)
     roi_col = next((c for c in ("fROI_area", "roi", "region") if c in neur.columns), None)
     if subj_col is None or roi_col is None:
