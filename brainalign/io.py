@@ -44,6 +44,17 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
             tmp_path.unlink()
 
 
+def file_hash(path: str | os.PathLike, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in 1 MiB chunks (downloads, GGUF files, fixtures: one implementation)."""
+    import hashlib
+
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def write_table(df, path: str | os.PathLike, sep: str = ",") -> None:
     """Write a DataFrame atomically with a fixed float format, so reruns give byte-identical files."""
     with atomic_path(path, suffix=".csv") as tmp:

@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from brainalign.io import file_hash
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = REPO_ROOT / "tests" / "miniature" / "data"
 PAPER_CONFIG = REPO_ROOT / "config" / "paper.yaml"
@@ -328,14 +330,6 @@ def write_wehbe(out_dir: Path) -> dict:
     return {"planted": design["planted"]}
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # ------------------------------------------------------------------------------------------------ tiny models
 HIDDEN = 32
 INIT_STD = 0.2  # decoder weights' init std (transformers' default 0.02 leaves a random model's attention near zero)
@@ -491,12 +485,12 @@ def add_to_hub_cache(hub_cache: Path, repo_id: str, revision: str, folder: Path)
     files = sorted(p for p in Path(folder).rglob("*") if p.is_file())
     digest = hashlib.sha1(repo_id.encode())
     for path in files:
-        digest.update(path.relative_to(folder).as_posix().encode() + file_sha256(path).encode())
+        digest.update(path.relative_to(folder).as_posix().encode() + file_hash(path).encode())
     commit = revision if COMMIT_HEX.match(revision) else digest.hexdigest()
     root = repo_folder(hub_cache, repo_id)
     snapshot = root / "snapshots" / commit
     for path in files:
-        sha = file_sha256(path)
+        sha = file_hash(path)
         blob = root / "blobs" / sha
         blob.parent.mkdir(parents=True, exist_ok=True)
         if not blob.exists():
@@ -646,7 +640,7 @@ class MiniatureServer:
                     target = repo_folder(owner.hub_cache, repo_id) / "snapshots" / commit / filename
                     if not target.is_file():
                         return self._send(404, b"", {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": commit}, head)
-                    return self._file(target, {"X-Repo-Commit": commit, "ETag": f'"{file_sha256(target)}"'}, head)
+                    return self._file(target, {"X-Repo-Commit": commit, "ETag": f'"{file_hash(target)}"'}, head)
                 return self._send(404, b"not found", head=head)
 
             def do_GET(self):
@@ -777,7 +771,7 @@ def dataset_checksums(data_dir: Path, config: dict) -> dict:
     for dataset in config["datasets"]:
         adapter = get_adapter(dataset["adapter"])
         folder = Path(data_dir) / RAW_FOLDERS[dataset["adapter"]]
-        out[dataset["name"]] = {name: "sha256:" + file_sha256(folder / name) for name, *_ in adapter.REMOTE_FILES}
+        out[dataset["name"]] = {name: "sha256:" + file_hash(folder / name) for name, *_ in adapter.REMOTE_FILES}
     return out
 
 

@@ -43,7 +43,6 @@ registry); they are imported inside the functions that load or convert weights.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -58,7 +57,7 @@ from typing import ClassVar
 
 from brainalign import __version__
 from brainalign.errors import BrainalignError
-from brainalign.io import atomic_path, write_json
+from brainalign.io import atomic_path, file_hash, write_json
 
 log = logging.getLogger("brainalign.models")
 
@@ -169,14 +168,6 @@ def _package_root(spec: dict) -> Path:
             f"model {spec['name']}: package {spec['package']} is not installed; install it with: {_install_command(spec)}"
         )
     return Path(list(found.submodule_search_locations)[0]).parent
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _gguf_path(spec: dict) -> Path:
@@ -493,7 +484,7 @@ class GgufPackageSource(PackageSource):
         plain.save_pretrained(out_dir)
         tokenizer.save_pretrained(out_dir)
         distribution, _, version = spec["package"].partition("==")
-        return {"package": distribution, "version": version, "gguf_file": path.name, "gguf_sha256": _sha256(path),
+        return {"package": distribution, "version": version, "gguf_file": path.name, "gguf_sha256": file_hash(path),
                 "quantization": spec.get("quantization", "")}
 
 

@@ -19,7 +19,6 @@ but wrong score), so every file is hashed before it is accepted, and a bad downl
 
 from __future__ import annotations
 
-import hashlib
 import http.client
 import logging
 import os
@@ -30,7 +29,7 @@ import urllib.request
 from pathlib import Path
 
 from brainalign.errors import BrainalignError
-from brainalign.io import atomic_path, write_json
+from brainalign.io import atomic_path, file_hash, write_json
 
 log = logging.getLogger("brainalign.datasets")
 
@@ -39,15 +38,6 @@ FETCH_RECORD = "fetch.json"
 CHUNK = 1 << 20
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NO_RETRY_HTTP = {400, 401, 403, 404, 405, 410, 451}
-
-
-def file_hash(path: str | os.PathLike, algorithm: str = "sha256") -> str:
-    """Hex digest of a file, read in 1 MiB chunks."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def parse_checksum(checksum: str, where: str) -> tuple[str, str]:
