@@ -278,7 +278,7 @@ for spec in specs:  # a delta model (delta_of) comes after its base in the confi
 
 # ------------------------------------------------------------------------------------------------ end to end
 E2E = pytest.mark.skipif(os.environ.get("BRAINALIGN_MINIATURE_E2E") != "1",
-                         reason="the whole paper in miniature (~900 jobs, ~30 min on 2 cores): set BRAINALIGN_MINIATURE_E2E=1")
+                         reason="the whole paper in miniature (634 jobs, ~18 min on 2 idle cores): set BRAINALIGN_MINIATURE_E2E=1")
 
 
 class _Finished:
@@ -425,7 +425,10 @@ def test_e2e_planted_signal_is_recovered_where_planted_and_not_where_absent(mini
     n = len(paper["models"])
     assert len(contrast) == n, f"{dataset}: per-neuroid results for {len(contrast)} of {n} models"
     gain = contrast["planted"] - contrast["absent"]
-    assert gain.median() > 0.1 and (gain > 0).mean() >= 0.75, contrast.describe()
+    # the paper's Wehbe pipeline keeps 10 principal components of the words and fits no intercept: it recovers the
+    # planted voxels at about half the r of ridge on every feature (mean 0.10 vs 0.00 for the signal-free ones)
+    least = 0.05 if PROTOCOL.get(dataset) == "wehbe-2014" else 0.1
+    assert gain.median() > least and (gain > 0).mean() >= 0.75, contrast.describe()
     assert contrast["absent"].abs().median() < 0.1, contrast.describe()
     del adapter
 
