@@ -397,34 +397,27 @@ def _nonfinite_layers(arrays: dict) -> list[str]:
     return [name for name, values in arrays.items() if not np.isfinite(values).all()]
 
 
-def _release_memory(device: str) -> None:
-    """Collect what was just dropped and return the GPU's cached blocks, so the next model has the memory."""
-    import gc
-
-    gc.collect()
-    if str(device).startswith("cuda"):
-        import torch
-
-        torch.cuda.empty_cache()
-
-
-def extract_to_shard(spec: dict, model_dir, dataset_dir, out_path, options: dict | None = None) -> None:
-    """Step of rule extract_activations: write ``/layers/<module>`` for every layer, atomically.
+def extract_to_shard(spec: dict, model, dataset_dir, out_path, options: dict | None = None, keep_checkpoint: bool = False) -> None:
+    """Write ``/layers/<module>`` for every layer of ``model`` (a prepared folder, or the job's
+    :class:`~brainalign.models.ModelSession`) over one dataset's stimuli, atomically.
 
     Resumable: finished batches are checkpointed in ``<out_path>.partial/<dtype>/`` (one folder per dtype, so a
     run killed during the float32 retry keeps both passes' work); a re-run with the same settings continues from
     there and writes a byte-identical shard. Options: ``checkpoint`` (default true), ``checkpoint_every`` (flush
     every this many batches; 0 = by time only) and ``checkpoint_seconds`` (flush at least this often; default 60).
-    The checkpoint folder is removed once the shard is in place.
+    The checkpoint folder is removed once the shard is in place, unless ``keep_checkpoint``: a job that writes
+    several shards keeps them all until its last one is written (:func:`brainalign.model_job.run_model_job`),
+    because Snakemake deletes a failed job's outputs and the checkpoints are what a re-run resumes from.
     """
     from brainalign.datasets.base import load_prepared
-    from brainalign.models import load_model
+    from brainalign.models import model_session
 
     options = dict(options or {})
     out_path = Path(out_path)
     partial = checkpoint_dir_for(out_path)
     remove_stale_temporaries(out_path)
     dataset = load_prepared(dataset_dir)
+    session = model_session(spec, model, options.get("device"))
 
     def run(loaded):
         run_options = dict(options)
@@ -434,7 +427,7 @@ def extract_to_shard(spec: dict, model_dir, dataset_dir, out_path, options: dict
                                                      "stimulus_ids": digest(dataset.stimuli["stimulus_id"].astype(str).tolist())}
         return extract_arrays(loaded, spec, dataset.stimuli, dataset.meta, run_options)
 
-    loaded = load_model(spec, model_dir, device=options.get("device"), dtype=spec.get("dtype"))
+    loaded = session.get()
     names, arrays = run(loaded)
     bad = _nonfinite_layers(arrays)
     if bad and loaded.info["dtype"] != "float32":
@@ -442,10 +435,8 @@ def extract_to_shard(spec: dict, model_dir, dataset_dir, out_path, options: dict
             raise BrainalignError(f"model {spec['name']}: non-finite activations in layers {bad[:3]} ({loaded.info['dtype']}); "
                                   "set retry_float32_on_nonfinite: true or dtype: float32")
         log.warning("non-finite activations in %s with %s; retrying in float32", bad[:3], loaded.info["dtype"])
-        device = loaded.device
         del loaded, arrays  # the half-precision copy must be gone before the float32 one loads (memory: one model at a time)
-        _release_memory(device)
-        loaded = load_model(spec, model_dir, device=options.get("device"), dtype="float32")
+        loaded = session.get("float32")
         names, arrays = run(loaded)
         bad = _nonfinite_layers(arrays)
     if bad:
@@ -459,6 +450,6 @@ def extract_to_shard(spec: dict, model_dir, dataset_dir, out_path, options: dict
     }
     write_shard(out_path, names, arrays, dataset.stimuli["stimulus_id"].astype(str).tolist(), attrs,
                 options.get("storage_dtype", "float32"))
-    if partial.exists():
+    if partial.exists() and not keep_checkpoint:
         shutil.rmtree(partial, ignore_errors=True)
     log.info("wrote %d layers x %d stimuli to %s", len(names), len(dataset.stimuli), out_path)

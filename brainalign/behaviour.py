@@ -286,8 +286,10 @@ def surprisal_reading(spec: dict) -> str | None:
     return None
 
 
-def surprisal_file(spec: dict, model_dir, dataset_dir, out_path, options: dict | None = None) -> None:
-    """Step of rule surprisal: per-word surprisal TSV + perplexity JSON beside it."""
+def surprisal_file(spec: dict, model, dataset_dir, out_path, options: dict | None = None) -> None:
+    """Per-word surprisal TSV + perplexity JSON beside it, from ``model`` (a prepared folder, or the job's
+    :class:`~brainalign.models.ModelSession`). A model with no surprisal reading (encoders; T5 outside paper
+    mode) gets a table of NaN and a JSON that says why, without loading it."""
     from brainalign.datasets.base import load_prepared
 
     options = dict(options or {})
@@ -308,9 +310,9 @@ def surprisal_file(spec: dict, model_dir, dataset_dir, out_path, options: dict |
             reason += " (t5_mode: principled; t5_mode: paper reads T5 as the paper did)"
         summary.update(applicable=False, reason=reason)
     else:
-        from brainalign.models import load_model
+        from brainalign.models import model_session
 
-        loaded = load_model(spec, model_dir, device=options.get("device"))
+        loaded = model_session(spec, model, options.get("device")).get()
         bits = np.full(len(stimuli), np.nan)
         counts = np.zeros(len(stimuli), dtype=int)
         per_group, all_nats = {}, []

@@ -553,6 +553,53 @@ def prepare_model(spec: dict, out_dir, base_dir=None) -> None:
     log.info("prepared model %s (%s) in %s", spec["name"], spec["source"], out_dir)
 
 
+class ModelSession:
+    """One model kept in memory for everything a job reads with it (rule ``run_model``: every brain dataset's
+    activations and every reading dataset's surprisal), so the weights load once per job, not once per dataset.
+
+    :meth:`get` returns the model in the requested dtype (the config's by default). A different dtype (the float32
+    retry of a half-precision model with non-finite activations) replaces the loaded copy: the old one is released
+    first, so a job never holds two copies (its memory request counts one, ``brainalign.resources``). The caller
+    must drop its own reference to the old copy before asking for the new one.
+    """
+
+    def __init__(self, spec: dict, model_dir, device: str | None = None):
+        self.spec, self.model_dir, self.device = spec, Path(model_dir), device
+        self._loaded: LoadedModel | None = None
+        self.n_loads = 0
+
+    def get(self, dtype: str | None = None) -> LoadedModel:
+        dtype = dtype or self.spec.get("dtype", "float32")
+        if self._loaded is not None and self._loaded.info["dtype"] == dtype:
+            return self._loaded
+        self.release()
+        self._loaded = load_model(self.spec, self.model_dir, device=self.device, dtype=dtype)
+        self.n_loads += 1
+        return self._loaded
+
+    def release(self) -> None:
+        """Drop the loaded copy and return its memory (host and GPU) before anything else loads."""
+        if self._loaded is not None:
+            device, self._loaded = self._loaded.device, None
+            release_memory(device)
+
+
+def model_session(spec: dict, model, device: str | None = None) -> ModelSession:
+    """``model`` as a session: a prepared model folder is opened here; a session (shared by a job) passes through."""
+    return model if isinstance(model, ModelSession) else ModelSession(spec, model, device)
+
+
+def release_memory(device: str) -> None:
+    """Collect what was just dropped and return the GPU's cached blocks, so the next model has the memory."""
+    import gc
+
+    gc.collect()
+    if str(device).startswith("cuda"):
+        import torch
+
+        torch.cuda.empty_cache()
+
+
 def default_device(requested: str | None = None) -> str:
     import torch
 

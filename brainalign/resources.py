@@ -1,13 +1,14 @@
 """Cluster resources of the model jobs, from each model's config entry (``n_params``, ``dtype``, ``gpus``,
 ``source``) and the attempt number; ``workflow/rules/common.smk`` calls these, so the arithmetic is tested here.
 
-* ``extract_activations`` / ``surprisal`` (GPU jobs): host memory about 2.5 bytes per parameter in
-  float16/bfloat16 and 4.5 in float32 (weights + overhead) plus 4 GB for activations; runtime 30 min + 10 min per
-  billion parameters; both times the attempt number, so a retry after an out-of-memory kill or a timeout asks for
-  more. A half-precision model whose activations are not finite is reloaded in float32 *inside the same job*
-  (``retry_float32_on_nonfinite``, default true; :func:`brainalign.activations.extract_to_shard` releases the
-  half-precision copy first): the first attempt reserves its own dtype's memory only (NaNs are rare), and a
-  retry asks for at least the float32 memory, since that reload is what may have killed the first attempt.
+* ``run_model`` (the GPU job: a model's activations and surprisal for every dataset it reads): host memory about
+  2.5 bytes per parameter in float16/bfloat16 and 4.5 in float32 (weights + overhead) plus 4 GB for activations;
+  runtime 30 min + 10 min per billion parameters for each dataset; both times the attempt number, so a retry
+  after an out-of-memory kill or a timeout asks for more. A half-precision model whose activations are not finite
+  is reloaded in float32 *inside the same job* (``retry_float32_on_nonfinite``, default true;
+  :class:`brainalign.models.ModelSession` releases the half-precision copy first): the first attempt reserves
+  its own dtype's memory only (NaNs are rare), and a retry asks for at least the float32 memory, since that
+  reload is what may have killed the first attempt.
 * GPUs do not grow with the attempt: one more GPU only helps a model that is sharded with ``device_map`` (which
   loading does when a job sees more than one GPU), it does not help a host-memory kill or a timeout, and it
   lengthens the wait in the queue. A model too large for one GPU sets ``gpus: N`` in the config.
@@ -56,9 +57,10 @@ def model_mem_mb(spec: dict, attempt: int = 1) -> int:
     return int(need)
 
 
-def model_runtime_min(spec: dict, attempt: int = 1) -> int:
-    """Minutes of a job that runs the model: 30 + 10 per billion parameters, times ``attempt``."""
-    return int((30 + 10 * _n_params(spec) / 1e9) * attempt)
+def model_runtime_min(spec: dict, attempt: int = 1, n_datasets: int = 1) -> int:
+    """Minutes of a job that runs the model over ``n_datasets`` datasets: 30 + 10 per billion parameters per
+    dataset, times ``attempt``."""
+    return int((30 + 10 * _n_params(spec) / 1e9 * max(1, n_datasets)) * attempt)
 
 
 def model_gpus(spec: dict, attempt: int = 1) -> int:

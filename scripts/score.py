@@ -1,4 +1,5 @@
-"""Rule score: layer profile, best layer and nested layer choice, ceiling-normalised, as tidy rows."""
+"""Rule score: for each brain dataset of one model, the layer profile, best layer and nested layer choice,
+ceiling-normalised, as tidy rows."""
 from brainalign.runner import run_rule
 
 
@@ -6,15 +7,11 @@ def step(sm, log):
     from brainalign.encoding import score_layers_file
     from brainalign.shards import read_layer_names
 
-    score_layers_file(
-        list(sm.input.layers),
-        sm.input.ceiling,
-        sm.output[0],
-        model=sm.wildcards.model,
-        dataset=sm.wildcards.dataset,
-        layer_names=read_layer_names(sm.input.shard),
-        options=sm.params.options,
-    )
+    outputs = zip(sm.params.datasets, sm.input.shards, sm.input.ceilings, sm.output.scores, strict=True)
+    for dataset, shard, ceiling, scores in outputs:
+        plan = sm.params.plan[dataset]
+        score_layers_file(plan["parts"], ceiling, scores, model=sm.wildcards.model, dataset=dataset,
+                          layer_names=read_layer_names(shard), options=plan["options"])
 
 
 run_rule(snakemake, step)

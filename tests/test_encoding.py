@@ -33,6 +33,26 @@ def test_ridge_and_ols_equal_sklearn(n, p):
     np.testing.assert_allclose(ols_fit_predict(x, y, x_test), LinearRegression().fit(x, y).predict(x_test), atol=1e-5)
 
 
+@pytest.mark.parametrize("case", ["anisotropic", "collinear", "wide", "square"])
+def test_ols_equals_sklearn_on_language_model_like_features(case):
+    """The OLS of the paper protocol equals sklearn LinearRegression (minimum-norm lstsq) on the features it
+    meets: power-law variances with one shared direction (the Cholesky shortcut), duplicated columns and more
+    features than samples (singular Gram: the SVD), and features = samples (centring leaves rank samples - 1)."""
+    from brainalign.encoding.ridge import _cholesky_ols_weights
+
+    rng = np.random.default_rng(11)
+    n, p = {"anisotropic": (300, 120), "collinear": (300, 120), "wide": (60, 120), "square": (120, 120)}[case]
+    x = rng.standard_normal((n, p)) * 30 / np.sqrt(np.arange(1, p + 1)) + rng.standard_normal((n, 1)) @ rng.standard_normal((1, p)) * 5
+    if case == "collinear":
+        x[:, 1] = 2 * x[:, 0]
+    y = x[:, :3] @ rng.standard_normal((3, 4)) + 3 * rng.standard_normal((n, 4))
+    x_test = rng.standard_normal((20, p)) * 30 / np.sqrt(np.arange(1, p + 1))
+    expected = LinearRegression().fit(x, y).predict(x_test)
+    np.testing.assert_allclose(ols_fit_predict(x, y, x_test), expected, rtol=1e-8, atol=1e-8 * np.abs(expected).max())
+    takes_cholesky = _cholesky_ols_weights(x - x.mean(0), y - y.mean(0)) is not None
+    assert takes_cholesky == (case == "anisotropic")
+
+
 def test_ridge_cv_chooses_alpha_per_target_like_sklearn():
     """Per-target penalties chosen by K-fold CV equal RidgeCV(alpha_per_target=True, cv=KFold) choices."""
     rng = np.random.default_rng(1)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-GPU_RULES = {"extract_activations", "surprisal"}
+GPU_RULES = {"run_model"}
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -67,8 +67,7 @@ def test_slurm_profile_submits_gpu_rules_with_gpus_and_matches_a_local_run(slurm
                # this one-node test cluster has 2 CPUs: the profile's 4 CPUs per GPU, or a group of 8 one-thread
                # encoding jobs, would never be scheduled
                "--group-components", "encoding=1",
-               "--set-resources", "extract_activations:slurm_partition=gpu", "extract_activations:cpus_per_gpu=1",
-               "surprisal:slurm_partition=gpu", "surprisal:cpus_per_gpu=1", "--set-threads", "extract_activations=1", "surprisal=1")
+               "--set-resources", "run_model:slurm_partition=gpu", "run_model:cpus_per_gpu=1", "--set-threads", "run_model=1")
     records = [r for r in _job_records() if r.get("Comment", "").startswith("rule_") and str(slurm_dir) in r.get("WorkDir", "")]
     assert records, "no SLURM job records found"
     by_rule: dict[str, list[dict]] = {}

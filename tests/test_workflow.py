@@ -42,7 +42,7 @@ def small_config(workdir: Path) -> Path:
 def test_dry_run_plans_the_study(tmp_path, configfile):
     result = snakemake(tmp_path, "-n", "--cores", "2", configfile=REPO / configfile)
     out = result.stdout + result.stderr
-    assert "fetch_dataset" in out and "prepare_dataset" in out and "extract_activations" in out
+    assert "fetch_dataset" in out and "prepare_dataset" in out and "run_model" in out
 
 
 def test_lint_is_clean():
@@ -86,9 +86,11 @@ def test_outputs_of_the_reduced_default(small_run):
     part = workdir / "results" / "encoding" / "all-minilm-l6-v2" / "tuckute2024" / "part0"
     layer_result = json.loads((part / "encoder.layer.1.json").read_text())
     assert layer_result["options"]["inner_cv"] == "loo" and layer_result["options"]["n_folds"] == 5
-    for log in ["prepare_model/smollm2-135m-instruct.log", "extract_activations/all-minilm-l6-v2/tuckute2024.log"]:
+    for log in ["prepare_model/smollm2-135m-instruct.log", "run_model/all-minilm-l6-v2.log"]:
         text = (workdir / "logs" / log).read_text()
         assert '"torch"' in text and '"transformers"' in text
+    # one job per model reads every dataset with the model loaded once
+    assert "loaded 1 time(s)" in (workdir / "logs" / "run_model" / "smollm2-135m-instruct.log").read_text()
 
 
 def test_forcerun_one_model_rebuilds_only_its_files_and_is_deterministic(small_run):

@@ -387,6 +387,24 @@ def _resampled_pearson(counts, a, b):
     return r
 
 
+def _resample_counts(sizes: list[int], n_bootstrap: int, seed: int) -> list[np.ndarray]:
+    """For each fold, (resamples x samples) counts of how often each sample is drawn in each resample.
+
+    The draws are those of a loop over resamples, then folds, each fold drawing ``size`` indices below ``size``
+    (``rng.integers(0, size, size)``): numpy's bounded draws consume the stream value by value, so one call with a
+    per-draw bound in that order gives the same indices without a Python loop of n_bootstrap x folds calls."""
+    rng = np.random.default_rng(seed)
+    sizes = [int(size) for size in sizes]
+    bounds = np.concatenate([np.full(size, size) for size in sizes]) if sizes else np.zeros(0, dtype=int)
+    draws = rng.integers(0, np.tile(bounds, n_bootstrap)).reshape(n_bootstrap, len(bounds))
+    counts, start = [], 0
+    for size in sizes:
+        fold = draws[:, start:start + size] + (np.arange(n_bootstrap) * size)[:, None]
+        counts.append(np.bincount(fold.ravel(), minlength=n_bootstrap * size).reshape(n_bootstrap, size).astype(float))
+        start += size
+    return counts
+
+
 def _bootstrap(pairs, n_bootstrap: int, seed: int, chunk_elements: int = 2_000_000,
                reduce: Callable | None = None) -> tuple[float, float]:
     """95% percentile CI of the protocol's score, resampling stimuli within each test fold.
@@ -396,11 +414,7 @@ def _bootstrap(pairs, n_bootstrap: int, seed: int, chunk_elements: int = 2_000_0
     protocol's aggregate over neuroids (resamples x neuroids -> resamples); None: the median."""
     if n_bootstrap <= 0:
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    counts = [np.empty((n_bootstrap, len(actual))) for _, actual in pairs]
-    for b in range(n_bootstrap):
-        for k, (_, actual) in enumerate(pairs):
-            counts[k][b] = np.bincount(rng.integers(0, len(actual), len(actual)), minlength=len(actual))
+    counts = _resample_counts([len(actual) for _, actual in pairs], n_bootstrap, seed)
     medians = np.empty((n_bootstrap, len(pairs)))
     for k, (predicted, actual) in enumerate(pairs):
         ops = ops_of(actual)

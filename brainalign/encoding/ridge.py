@@ -335,11 +335,41 @@ def ridge_loo(x: np.ndarray, y: np.ndarray, alphas) -> tuple[np.ndarray, np.ndar
     return best, ops.asarray(loo, y.dtype), solver
 
 
+#: the Cholesky shortcut of :func:`ols_fit_predict` is taken only when the centred Gram matrix's reciprocal condition
+#: number is above this: its eigenvalues are then all far above the cutoff (rtol^2 = 1e-14 of the largest) below
+#: which :func:`spectrum` drops a direction, so both solve the same full-rank system
+CHOLESKY_MIN_RCOND = 1e-10
+
+
+def _cholesky_ols_weights(x_centred: np.ndarray, y_centred: np.ndarray) -> np.ndarray | None:
+    """(X'X)^-1 X'Y by Cholesky, or None where X'X is singular or ill-conditioned (then the SVD decides)."""
+    from scipy.linalg import lapack
+
+    gram = x_centred.T @ x_centred
+    norm = np.abs(gram).sum(0).max()
+    factor, info = lapack.dpotrf(gram, lower=False, clean=True)
+    if info != 0:
+        return None
+    rcond, info = lapack.dpocon(factor, norm)  # upper triangle, as dpotrf wrote it
+    if info != 0 or not rcond > CHOLESKY_MIN_RCOND:
+        return None
+    weights, info = lapack.dpotrs(factor, x_centred.T @ y_centred, lower=False)
+    return weights if info == 0 else None
+
+
 def ols_fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:
-    """sklearn LinearRegression's prediction (intercept, minimum-norm least squares) from the centred SVD."""
+    """sklearn LinearRegression's prediction (intercept, minimum-norm least squares) from the centred SVD.
+
+    With fewer features than training samples and a well-conditioned Gram matrix the least-squares solution is
+    unique, and a Cholesky solve gives it at about a fifth of the eigendecomposition's cost (the paper protocol
+    fits 40 of these per layer); rank-deficient or ill-conditioned problems, and the torch back end, take the SVD."""
     ops = ops_of(x_train)
     x_train, y_train, x_test = (ops.asarray(a, dtype=np.float64) for a in (x_train, y_train, x_test))
     x_mean, y_mean = x_train.mean(0), y_train.mean(0)
+    if ops is NUMPY and x_train.shape[1] < x_train.shape[0]:  # else the centred Gram is singular
+        weights = _cholesky_ols_weights(x_train - x_mean, y_train - y_mean)
+        if weights is not None:
+            return (x_test - x_mean) @ weights + y_mean
     s, vt, uty = spectrum(x_train - x_mean, y_train - y_mean)
     projected = (x_test - x_mean) @ vt.T
     return (projected / s) @ uty + y_mean

@@ -1,19 +1,25 @@
-# Activations: every layer of a model for every stimulus of a dataset, in one HDF5 shard.
+# The model job: one per model, the model loaded once. Activations (every layer for every stimulus, one HDF5 shard
+# per brain dataset) and per-word surprisal (one table per reading dataset; a model with no surprisal reading gets
+# a table that says why). brainalign/model_job.py says why one job, and how a failed job resumes.
 
 
-rule extract_activations:
+rule run_model:
     input:
         model="resources/models/{model}",
-        dataset="results/datasets/{dataset}",
+        brain=expand("results/datasets/{dataset}", dataset=BRAIN_DATASETS),
+        reading=expand("results/datasets/{dataset}", dataset=READING_DATASETS),
     output:
-        shard="results/activations/{model}/{dataset}.h5",
+        shards=expand("results/activations/{{model}}/{dataset}.h5", dataset=BRAIN_DATASETS),
+        surprisal=expand("results/surprisal/{{model}}/{dataset}.tsv", dataset=READING_DATASETS),
+        summaries=expand("results/surprisal/{{model}}/{dataset}.json", dataset=READING_DATASETS),
     params:
         spec=model_spec,
-        options=extraction_options,
+        extraction=extraction_options,
+        behaviour=behaviour_options,
     log:
-        "logs/extract_activations/{model}/{dataset}.log",
+        "logs/run_model/{model}.log",
     benchmark:
-        "results/benchmarks/extract_activations/{model}/{dataset}.tsv"
+        "results/benchmarks/run_model/{model}.tsv"
     threads: config["extraction"]["threads"]
     resources:
         gpu=model_gpus,
@@ -22,4 +28,4 @@ rule extract_activations:
     conda:
         "../../envs/models.yaml"
     script:
-        "../../scripts/extract_activations.py"
+        "../../scripts/run_model.py"

@@ -78,11 +78,21 @@ def encoding_parts(wildcards):
     return int(dataset_encoding_options(wildcards).get("layer_parts", 1))
 
 
-def encoding_part_folders(wildcards):
-    return [
-        f"results/encoding/{wildcards.model}/{wildcards.dataset}/part{part}"
-        for part in range(encoding_parts(wildcards))
-    ]
+def part_folders(model, dataset):
+    parts = int(brainalign_options.dataset_encoding_options(config, dataset).get("layer_parts", 1))
+    return [f"results/encoding/{model}/{dataset}/part{part}" for part in range(parts)]
+
+
+def model_part_folders(wildcards):
+    """Every encoding part folder of one model, all brain datasets (the input of its score job)."""
+    return [folder for dataset in BRAIN_DATASETS for folder in part_folders(wildcards.model, dataset)]
+
+
+def score_plan(wildcards):
+    """Per brain dataset, what the model's score job reads: its part folders and encoding options."""
+    return {dataset: {"parts": part_folders(wildcards.model, dataset),
+                      "options": brainalign_options.dataset_encoding_options(config, dataset)}
+            for dataset in BRAIN_DATASETS}
 
 
 def fit_encoding_options(wildcards):
@@ -145,8 +155,8 @@ def model_mem_mb(wildcards, attempt):
 
 
 def model_runtime(wildcards, attempt):
-    """Minutes for a model's GPU job: grows with size (33B models get hours), doubled on each retry."""
-    return brainalign_resources.model_runtime_min(MODELS[wildcards.model], attempt)
+    """Minutes for a model's GPU job: grows with size (33B models get hours) and datasets, doubled on each retry."""
+    return brainalign_resources.model_runtime_min(MODELS[wildcards.model], attempt, len(BRAIN_DATASETS) + len(READING_DATASETS))
 
 
 # prepare_model downloads: on the submit host (compute nodes often have no internet), or, with

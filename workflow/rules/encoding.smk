@@ -1,6 +1,6 @@
 # Brain alignment: a noise ceiling per dataset; one job per model x dataset fits an encoding model to every layer
-# (encoding.layer_parts: N spreads one model's layers over N jobs); then the layer profile, the best layer and a
-# nested (leak-free) layer choice, ceiling-normalised.
+# (encoding.layer_parts: N spreads one model's layers over N jobs); then one job per model writes, for each dataset,
+# the layer profile, the best layer and a nested (leak-free) layer choice, ceiling-normalised.
 
 
 rule compute_ceiling:
@@ -45,15 +45,16 @@ rule fit_encoding:
 
 rule score:
     input:
-        layers=encoding_part_folders,
-        shard="results/activations/{model}/{dataset}.h5",
-        ceiling="results/ceilings/{dataset}.json",
+        layers=model_part_folders,
+        shards=expand("results/activations/{{model}}/{dataset}.h5", dataset=BRAIN_DATASETS),
+        ceilings=expand("results/ceilings/{dataset}.json", dataset=BRAIN_DATASETS),
     output:
-        "results/scores/{model}/{dataset}.csv",
+        scores=expand("results/scores/{{model}}/{dataset}.csv", dataset=BRAIN_DATASETS),
     params:
-        options=dataset_encoding_options,
+        datasets=BRAIN_DATASETS,
+        plan=score_plan,
     log:
-        "logs/score/{model}/{dataset}.log",
+        "logs/score/{model}.log",
     threads: 1
     group:
         "encoding"
