@@ -16,6 +16,13 @@
       grouped folds), total time; the cost of the default 1,000-resample bootstrap CI measured on one layer.
   (d) the 1,000-resample bootstrap CI alone on test folds shaped like (a) and (c): ours (count-weighted
       correlations, batched) vs the per-resample loop brainalign used before.
+  (e) feature scaling on anisotropic features (docs/feature_scaling.md): power-law feature variances (1/k), three
+      outlier dimensions, the signal in the high-variance directions, in the low-variance ones, or half the targets
+      each; recovered r beside the time for ridge-grouped under each ``encoding.feature_scaling``, sklearn RidgeCV
+      (leave-one-out, a penalty per target) on centred and on z-scored features on the same outer folds, and
+      Brain-Score Language's own ``ridge_pearsonr`` and ``linear_pearsonr`` metrics on NeuroidAssemblies (run in
+      its own environment, ``--bsl-python``, through benchmarks/bsl_metric.py). Its usual output file:
+      ``--sections e --name feature_scaling``.
 
 Synthetic data: features share a 32-dimensional latent with the responses; each target's planted correlation
 rho ~ U(0.1, 0.5); stored as float32 (what the pipeline reads), handed to the references as float64 copies of
@@ -26,6 +33,7 @@ Usage (results in benchmarks/results/encoding.md and .json):
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_encoding.py            # full, ~12 min on 2 shared vCPUs
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_encoding.py --quick    # ~1.5 min
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_encoding.py --backend torch --device cuda --name encoding-cuda
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_encoding.py --sections e --name feature_scaling   # ~3 min
 """
 
 from __future__ import annotations
@@ -58,7 +66,9 @@ def parse_args(argv=None):
     parser.add_argument("--reference-neuroids", type=int, default=None,
                         help="(a): run the reference on only this many neuroids and scale its time linearly (default: "
                              "all; linear scaling underestimates it, see benchmarks/README.md)")
-    parser.add_argument("--sections", default="abcd", help="which of a, b, c, d to run")
+    parser.add_argument("--sections", default="abcd", help="which of a, b, c, d, e to run (e: feature scaling)")
+    parser.add_argument("--bsl-python", default="/tmp/bsl/bin/python",
+                        help="(e): the Python of an environment with brainscore-language installed (skipped if absent)")
     parser.add_argument("--out", default=str(REPO_ROOT / "benchmarks" / "results"), help="output folder")
     parser.add_argument("--name", default="encoding", help="file stem of the results (<out>/<name>.md, .json)")
     return parser.parse_args(argv)
@@ -375,6 +385,87 @@ def section_d(args, device):
 
 
 # ----------------------------------------------------------------------------------------------- report
+# ----------------------------------------------------------------------------------------------- (e)
+def planted_anisotropic(n, p, targets, seed, signal, n_outliers=3):
+    """Features with variance 1/k and ``n_outliers`` signal-free dimensions with SD 3 (~50x the median SD); each
+    target's signal from the top directions with weights falling as 1/k (``high``), from the lowest-variance half
+    weighted by 1/SD (``low``), or half the targets each (``mixed``); rho ~ U(0.1, 0.5); groups of 10 samples.
+    The generator of tests/test_feature_scaling.py (planted_anisotropic), plus ``mixed``."""
+    rng = np.random.default_rng(seed)
+    k = np.arange(1, p + 1)
+    sd = k**-0.5
+    x = rng.standard_normal((n, p)) * sd
+    outliers = rng.choice(np.arange(p // 4, p), n_outliers, replace=False)
+    x[:, outliers] *= 3.0 / sd[outliers]
+    high = rng.standard_normal((p, targets)) / k[:, None]
+    low = rng.standard_normal((p, targets)) * (k[:, None] > p // 2) / sd[:, None]
+    weights = {"high": high, "low": low, "mixed": np.where(np.arange(targets) < targets // 2, high, low)}[signal]
+    weights[outliers] = 0
+    planted = x @ weights
+    planted = (planted - planted.mean(0)) / planted.std(0)
+    rho = rng.uniform(0.1, 0.5, targets)
+    y = rho * planted + np.sqrt(1 - rho**2) * rng.standard_normal((n, targets))
+    return x.astype(np.float32), y.astype(np.float32), np.arange(n) // 10, rho
+
+
+def sklearn_loo(x, y, groups, scaling, seed=0):
+    """sklearn RidgeCV (leave-one-out, a penalty per target, 1e-4..1e8) on centred or z-scored training features,
+    on ridge-grouped's outer folds: median r, mean over folds."""
+    from sklearn.linear_model import RidgeCV
+
+    from brainalign.correlation import pearson_columns
+    from brainalign.encoding import grouped_folds
+
+    scores = []
+    for train, test in grouped_folds(groups, 5, seed):
+        x_train, x_test, y_train = (a.astype(np.float64) for a in (x[train], x[test], y[train]))
+        mean, sd = x_train.mean(0), (x_train.std(0) if scaling == "zscore" else 1.0)
+        model = RidgeCV(alphas=10.0 ** np.arange(-4, 9), alpha_per_target=True)
+        model.fit((x_train - mean) / sd, (y_train - y_train.mean(0)) / y_train.std(0))
+        scores.append(np.median(pearson_columns(model.predict((x_test - mean) / sd), y[test].astype(np.float64))))
+    return float(np.mean(scores))
+
+
+def brainscore_metrics(args, x, y):
+    """Brain-Score Language's ridge_pearsonr and linear_pearsonr on these data, in its own environment."""
+    import subprocess
+    import tempfile
+
+    if not Path(args.bsl_python).exists():
+        return {"skipped": f"no {args.bsl_python} (python3 -m venv /tmp/bsl && /tmp/bsl/bin/pip install brainscore-language)"}
+    with tempfile.TemporaryDirectory() as tmp:
+        np.savez(Path(tmp) / "problem.npz", x=x, y=y)
+        done = subprocess.run([args.bsl_python, str(REPO_ROOT / "benchmarks" / "bsl_metric.py"), str(Path(tmp) / "problem.npz")],
+                              capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(args.threads)})
+    if done.returncode != 0:
+        return {"skipped": "bsl_metric.py failed: " + done.stderr.strip().splitlines()[-1]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def section_e(args, device):
+    from brainalign.encoding import cross_validated_score
+
+    n, p, targets = (1000, 384, 50) if args.quick else (2000, 576, 200)
+    rows = []
+    for signal in ("high", "low", "mixed"):
+        x, y, groups, rho = planted_anisotropic(n, p, targets, seed=0, signal=signal)
+        print(f"(e) feature scaling, signal {signal}: {n} x {p} x {targets}", flush=True)
+        row = {"signal": signal, "problem": f"{n} x {p} x {targets}", "planted_median": float(np.median(rho)), "methods": {}}
+        for scaling, choice in (("zscore", "target"), ("center", "target"), ("auto", "target"), ("auto", "layer")):
+            options = ours_options(args, n_bootstrap=0, feature_scaling=scaling, feature_scaling_choice=choice)
+            result, seconds = timed(lambda: cross_validated_score(x, y, groups, options=options), args.repeats, device)
+            name = f"ours {scaling}" + (f" ({choice})" if scaling == "auto" else "")
+            row["methods"][name] = {"score": result["score"], "seconds": seconds,
+                                    "centred_fraction": float(np.mean(result["centred_fraction"]))}
+        for scaling in ("center", "zscore"):
+            score, seconds = timed(lambda: sklearn_loo(x, y, groups, scaling), args.repeats)
+            row["methods"][f"sklearn RidgeCV LOO, {scaling}"] = {"score": score, "seconds": seconds}
+        for name, value in brainscore_metrics(args, x, y).items():
+            row["methods"][f"Brain-Score {name}" if name != "skipped" else "Brain-Score"] = value
+        rows.append(row)
+    return rows
+
+
 def _e(value):
     return "-" if value is None else f"{value:.1e}"
 
@@ -444,7 +535,7 @@ def markdown(info, results, args):
                   f"- himalaya back end: {results['b'][0].get('himalaya_backend', 'not run')}.", ""]
     if "c" in results:
         c = results["c"]
-        lines += ["## (c) Layer sweep (ridge-grouped: 5 outer x 5 inner grouped folds, z-scored on training folds)", "",
+        lines += ["## (c) Layer sweep (ridge-grouped: 5 outer x 5 inner grouped folds, default feature scaling)", "",
                   "| problem | total (s) | per layer (s) | bootstrap CI, 1,000 resamples, per layer (s) |", "|---|---|---|---|",
                   f"| {c['problem']} | {c['total_s']:.1f} | {np.mean(c['per_layer_s']):.2f} (min {min(c['per_layer_s']):.2f}, "
                   f"max {max(c['per_layer_s']):.2f}) | {c['bootstrap_s']:.2f} |", "",
@@ -458,6 +549,27 @@ def markdown(info, results, args):
                   "resamples; the loop (brainalign's earlier code, numpy) copies the resampled rows and correlates them, "
                   "resample by resample. Same draws; the CIs differ only by the float32 rounding the loop does when it "
                   "centres float32 responses.", ""]
+    if "e" in results:
+        lines += ["## (e) Feature scaling on anisotropic features (recovered r beside the time)", "",
+                  "Features: variance 1/k (k = 1..p) and 3 signal-free outlier dimensions with SD 3 (~50x the median); "
+                  "signal in the high-variance directions (weights 1/k), in the low-variance half (weights 1/SD), or half "
+                  "the targets each; planted rho ~ U(0.1, 0.5). Ours: ridge-grouped (5 x 5 grouped folds, 10 alphas "
+                  "1e-2..1e7) under each `encoding.feature_scaling`; sklearn on the same outer folds (13 alphas "
+                  "1e-4..1e8); Brain-Score Language's metrics with their own 10 ShuffleSplits (samples are independent "
+                  "here, so ungrouped splits leak nothing).", "",
+                  "| signal | problem | planted median r | method | recovered r | seconds | neuroids fitted centred |",
+                  "|---|---|---|---|---|---|---|"]
+        for row in results["e"]:
+            for name, m in row["methods"].items():
+                if "score" not in m:
+                    lines.append(f"| {row['signal']} | {row['problem']} | {row['planted_median']:.3f} | {name} | "
+                                 f"{m.get('skipped', m)} | - | - |")
+                    continue
+                fraction = f"{m['centred_fraction']:.2f}" if "centred_fraction" in m else "-"
+                lines.append(f"| {row['signal']} | {row['problem']} | {row['planted_median']:.3f} | {name} | {m['score']:.4f} | "
+                             f"{m['seconds']:.2f} | {fraction} |")
+        lines += ["", "- Brain-Score's `ridge_pearsonr` is RidgeGCV over alphas 1e-3..1e3 on the raw (centred, unscaled) "
+                  "features; `linear_pearsonr` is OLS.", ""]
     return "\n".join(lines)
 
 
@@ -490,6 +602,8 @@ def main(argv=None):
         results["c"] = section_c(args, device)
     if "d" in args.sections:
         results["d"] = section_d(args, device)
+    if "e" in args.sections:
+        results["e"] = section_e(args, device)
     info["benchmark_wall_s"] = round(time.perf_counter() - start, 1)
     info["load_average_at_end"] = round(os.getloadavg()[0], 2)
     out = Path(args.out)

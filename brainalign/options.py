@@ -207,6 +207,8 @@ class EncodingOptions(StageOptions):
     n_folds: int
     inner_folds: int
     inner_cv: str
+    feature_scaling: str
+    feature_scaling_choice: str
     alphas: tuple[float, ...] | None = None
     n_bootstrap: int
     backend: str

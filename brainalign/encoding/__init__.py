@@ -5,8 +5,9 @@ Three registered protocols (``protocols.py``): the first two run on every datase
     cross-validation on the training fold only, every penalty solved from one tridiagonal reduction per fold
     (numpy; one eigendecomposition per fold on torch); folds group whole
     passages/stories (or contiguous blocks of scans), so no context is shared between train and test;
-    z-scoring uses training statistics only. Pearson r per neuroid on held-out data, median over neuroids,
-    mean over folds.
+    features scaled with training statistics only (``encoding.feature_scaling``: z-scored, centred, or by default
+    whichever of the two the inner CV prefers per neuroid; docs/feature_scaling.md). Pearson r per neuroid on
+    held-out data, median over neuroids, mean over folds.
   * ``brainscore-2023`` (the paper's, Brain-Score Language 2023): ordinary least squares with intercept
     (sklearn LinearRegression; the minimum-norm solution when features exceed stimuli), 10 ShuffleSplits 90/10
     with random_state=1 over stimuli (not grouped: context leaks), Pearson r per neuroid, median over neuroids
@@ -27,7 +28,8 @@ run the decompositions in float64; scores agree to ~1e-7 from float32 inputs (th
 Submodules, one concept each (the names below are re-exported here):
   * ``backend``: numpy / torch array operations (``backend_ops``, ``ops_of``, ``to_numpy``).
   * ``ridge``: ridge and OLS solvers for many penalties and targets (``RidgeSVD``, ``RidgeTridiagonal``,
-    ``FoldCrossProducts``, ``ridge_cv``, ``ridge_loo``, ``ols_fit_predict``, ``DEFAULT_ALPHAS``).
+    ``FoldCrossProducts``, ``ridge_cv``, ``ridge_loo``, ``ols_fit_predict``, ``DEFAULT_ALPHAS``) and the feature
+    scalings they are run on (``scale_features``, ``FEATURE_SCALINGS``).
   * ``folds``: grouped, blocked and shuffle-split cross-validation folds.
   * ``protocols``: the protocol registry (``PROTOCOLS``, ``register_protocol``), ``cross_validated_score`` and
     its bootstrap CI.
@@ -56,6 +58,7 @@ from brainalign.encoding.layers import (
 from brainalign.encoding.protocols import PROTOCOLS, Fold, cross_validated_score, get_protocol, register_protocol
 from brainalign.encoding.ridge import (
                                         DEFAULT_ALPHAS,
+                                        FEATURE_SCALINGS,
                                         FoldCrossProducts,
                                         RidgeSVD,
                                         RidgeTridiagonal,
@@ -63,13 +66,14 @@ from brainalign.encoding.ridge import (
                                         ols_fit_predict,
                                         ridge_cv,
                                         ridge_loo,
+                                        scale_features,
                                         spectrum,
 )
 
 __all__ = [
-    "BACKENDS", "DEFAULT_ALPHAS", "LAYER_METRICS", "PROTOCOLS", "Fold", "FoldCrossProducts", "LayerInputs",
+    "BACKENDS", "DEFAULT_ALPHAS", "FEATURE_SCALINGS", "LAYER_METRICS", "PROTOCOLS", "Fold", "FoldCrossProducts", "LayerInputs",
     "LayerMetric", "fit_layers_file", "RidgeSVD", "RidgeTridiagonal", "ShiftedSystems", "backend_ops", "block_folds",
     "cross_validated_score", "fit_layer", "fit_layer_file", "get_protocol", "grouped_folds", "layer_design",
     "ols_fit_predict", "ops_of", "register_layer_metric", "register_protocol", "responses_matrix", "ridge_cv",
-    "ridge_loo", "score_layers_file", "shuffle_splits", "spectrum", "to_numpy",
+    "ridge_loo", "scale_features", "score_layers_file", "shuffle_splits", "spectrum", "to_numpy",
 ]

@@ -36,7 +36,15 @@ import numpy as np
 from brainalign.correlation import pearson_columns
 from brainalign.encoding.backend import backend_ops, ops_of, to_numpy
 from brainalign.encoding.folds import block_folds, grouped_folds, shuffle_splits
-from brainalign.encoding.ridge import DEFAULT_ALPHAS, _standardise, ols_fit_predict, ridge_cv, ridge_loo
+from brainalign.encoding.ridge import (
+                                        DEFAULT_ALPHAS,
+                                        FEATURE_SCALINGS,
+                                        _standardise,
+                                        ols_fit_predict,
+                                        ridge_cv,
+                                        ridge_loo,
+                                        scale_features,
+)
 from brainalign.errors import BrainalignError
 
 
@@ -78,7 +86,9 @@ class Protocol:
     single-run time series, ``overrides["blocks"]``) sets its folds and options in ``fit_layer``;
     ``word_level``: its folds need the word-level input (``Fold.words``, encoding.design.WordLevel), and its
     scans are grouped by run; ``opt_in``: it runs only when ``options["protocols"]`` names it;
-    ``aggregate(r, words)``: how per-neuroid r (last axis) become one score (None: the median over neuroids)."""
+    ``aggregate(r, words)``: how per-neuroid r (last axis) become one score (None: the median over neuroids);
+    ``feature_scaling(options)``: what it does to the features before fitting, recorded in each layer's result.
+    ``fit_fold`` may return a fourth item, a dict of per-fold details, stored as one list per key in the result."""
 
     name: str
     fit_fold: Callable
@@ -87,6 +97,7 @@ class Protocol:
     word_level: bool = False
     opt_in: bool = False
     aggregate: Callable | None = None
+    feature_scaling: Callable = lambda options: "none"
 
 
 PROTOCOLS: dict[str, Protocol] = {}  # name -> protocol, in registration order (the default order of a layer's)
@@ -94,11 +105,11 @@ PROTOCOLS: dict[str, Protocol] = {}  # name -> protocol, in registration order (
 
 def register_protocol(name: str, *, outer_folds: Callable = grouped_outer_folds,
                       layer_folds: Callable = unchanged_layer_folds, word_level: bool = False, opt_in: bool = False,
-                      aggregate: Callable | None = None):
+                      aggregate: Callable | None = None, feature_scaling: Callable = lambda options: "none"):
     """Decorator: register ``fit_fold`` as protocol ``name`` (see :class:`Protocol` for the hooks and flags)."""
 
     def decorator(fit_fold: Callable) -> Callable:
-        PROTOCOLS[name] = Protocol(name, fit_fold, outer_folds, layer_folds, word_level, opt_in, aggregate)
+        PROTOCOLS[name] = Protocol(name, fit_fold, outer_folds, layer_folds, word_level, opt_in, aggregate, feature_scaling)
         return fit_fold
 
     return decorator
@@ -130,23 +141,74 @@ def _single_run_blocks(n_samples: int, overrides: dict, options: dict):
     return folds, protocol_options
 
 
-@register_protocol("ridge-grouped", layer_folds=_single_run_blocks)
-def ridge_grouped(fold: Fold):
-    """The project's default: z-scoring with training statistics, ridge with a penalty per neuroid chosen on the
-    training fold only (grouped inner folds, blocks of scans, or exact leave-one-out with ``inner_cv: loo``)."""
+def _feature_scaling_option(options: dict) -> str:
+    """The ridge-grouped feature scaling of these options (``encoding.feature_scaling``), checked."""
+    scaling = options.get("feature_scaling", "auto")
+    if scaling not in (*FEATURE_SCALINGS, "auto"):
+        raise BrainalignError(f"encoding.feature_scaling: unknown value {scaling!r} (expected one of "
+                              f"{', '.join(FEATURE_SCALINGS)}, auto)")
+    if scaling == "auto":
+        choice = options.get("feature_scaling_choice", "target")
+        if choice not in ("target", "layer"):
+            raise BrainalignError(f"encoding.feature_scaling_choice: unknown value {choice!r} (expected target or layer)")
+    return scaling
+
+
+def _ridge_scaled(fold: Fold, scaling: str, y_train):
+    """One scaling's ridge fit of an outer fold: (pooled inner predictions, test predictions, each neuroid's pooled
+    inner squared error at its penalty), the penalty chosen per neuroid on the training rows only."""
     options = fold.options
-    x_train, x_test = _standardise(fold.x[fold.train], fold.x[fold.test])
-    y_train, actual = _standardise(fold.y[fold.train], fold.y[fold.test])
+    x_train, x_test = scale_features(fold.x[fold.train], fold.x[fold.test], scaling)
     if options.get("inner_cv") == "loo":
-        best, pooled, solver = ridge_loo(x_train, y_train, fold.alphas)
+        best, pooled, solver, sse = ridge_loo(x_train, y_train, fold.alphas, errors=True)
     else:
         inner = (grouped_folds(fold.groups[fold.train_index], int(options.get("inner_folds", 5)), fold.seed + fold.k)
                  if options.get("inner_blocks") is None
                  else block_folds(len(fold.train_index), int(options["inner_blocks"]), int(options.get("gap", 5))))
-        best, pooled, solver = ridge_cv(x_train, y_train, fold.alphas, inner)
+        best, pooled, solver, sse = ridge_cv(x_train, y_train, fold.alphas, inner, errors=True)
+    return pooled, solver.predict_per_target(x_test, fold.alphas, best), sse
+
+
+def _with_columns(ops, base, other, columns: np.ndarray):
+    """A copy of ``base`` whose ``columns`` come from ``other`` (numpy arrays or tensors alike)."""
+    out = ops.empty(tuple(base.shape), base.dtype)
+    out[:] = base
+    if len(columns):
+        index = ops.index(columns)
+        out[:, index] = ops.asarray(other, out.dtype)[:, index]
+    return out
+
+
+@register_protocol("ridge-grouped", layer_folds=_single_run_blocks, feature_scaling=_feature_scaling_option)
+def ridge_grouped(fold: Fold):
+    """The project's default: features scaled with training statistics (``encoding.feature_scaling``), ridge with a
+    penalty per neuroid chosen on the training fold only (grouped inner folds, blocks of scans, or exact
+    leave-one-out with ``inner_cv: loo``).
+
+    Scaling: ``zscore`` gives every feature unit variance; ``center`` keeps the features' relative variances (one
+    common scale), so ridge shrinks the low-variance directions most, which is right when the signal rides on the
+    few directions that carry most of a language model's variance and wrong when it hides in the many quiet ones;
+    ``auto`` fits both on the same inner folds and keeps, per neuroid (``feature_scaling_choice: target``) or for
+    the whole layer (``layer``: summed over neuroids), the one with the smaller inner squared error: the choice is
+    made on the training fold only, by the same inner CV (same folds, same errors) that picks the penalty."""
+    options = fold.options
+    scaling = _feature_scaling_option(options)
+    y_train, actual = _standardise(fold.y[fold.train], fold.y[fold.test])
+    if scaling != "auto":
+        pooled, predicted, _ = _ridge_scaled(fold, scaling, y_train)
+        centred = np.full(y_train.shape[1], scaling == "center")
+    else:
+        pooled, predicted, sse = _ridge_scaled(fold, "zscore", y_train)
+        pooled_centred, predicted_centred, sse_centred = _ridge_scaled(fold, "center", y_train)
+        if options.get("feature_scaling_choice", "target") == "layer":
+            centred = np.full(len(sse), sse_centred.sum() < sse.sum())
+        else:
+            centred = sse_centred < sse  # ties: z-scoring, the project's earlier default
+        columns = np.flatnonzero(centred)
+        pooled = _with_columns(fold.ops, pooled, pooled_centred, columns)
+        predicted = _with_columns(fold.ops, predicted, predicted_centred, columns)
     inner_score = _median(pearson_columns(pooled, y_train))
-    predicted = solver.predict_per_target(x_test, fold.alphas, best)
-    return predicted, actual, inner_score
+    return predicted, actual, inner_score, {"centred_fraction": float(np.mean(centred))}
 
 
 @register_protocol("brainscore-2023", outer_folds=lambda n, groups, options, seed, folds: shuffle_splits(n))
@@ -297,7 +359,8 @@ def wehbe_scan_features(words, train_scans: np.ndarray, kept: np.ndarray, option
     return out
 
 
-@register_protocol("wehbe-2014", outer_folds=_wehbe_outer_folds, word_level=True, opt_in=True, aggregate=subject_mean)
+@register_protocol("wehbe-2014", outer_folds=_wehbe_outer_folds, word_level=True, opt_in=True, aggregate=subject_mean,
+                   feature_scaling=lambda options: "zscore")  # the paper's: z-scored per run, then per fold
 def wehbe_2014(fold: Fold):
     """Wehbe et al. 2014 as the paper computed it (BLS): per outer fold, word PCA fitted on the training words ->
     scan means -> FIR delays -> trimmed runs z-scored per run (:func:`wehbe_scan_features`); training and test
@@ -341,11 +404,13 @@ def cross_validated_score(x: np.ndarray, y: np.ndarray, groups=None, protocol: s
     groups = np.arange(n) if groups is None else np.asarray(groups)
     aggregate = None if chosen.aggregate is None else partial(chosen.aggregate, words=words)
     folds = chosen.outer_folds(n, groups, options, seed, folds)
-    fold_scores, inner_scores, pairs, neuroid_r = [], [], [], []
+    fold_scores, inner_scores, pairs, neuroid_r, details = [], [], [], [], {}
     for k, (train_index, test_index) in enumerate(folds):
         fold = Fold(k, x, y, train_index, test_index, ops.index(train_index), ops.index(test_index), groups, alphas,
                     options, seed, ops, words)
-        predicted, actual, inner_score = chosen.fit_fold(fold)
+        predicted, actual, inner_score, *extra = chosen.fit_fold(fold)
+        for key, value in (extra[0] if extra else {}).items():
+            details.setdefault(key, []).append(value)
         inner_scores.append(inner_score)
         r = to_numpy(pearson_columns(predicted, actual))
         neuroid_r.append(r)
@@ -360,6 +425,8 @@ def cross_validated_score(x: np.ndarray, y: np.ndarray, groups=None, protocol: s
         "ci_high": ci_high,
         "n": int(n),
         "neuroid_r": np.nanmean(np.vstack(neuroid_r), axis=0).tolist(),
+        "feature_scaling": chosen.feature_scaling(options),
+        **details,
     }
 
 

@@ -18,12 +18,38 @@ from brainalign.errors import BrainalignError
 DEFAULT_ALPHAS = tuple(10.0 ** np.arange(-2, 8))  # 10 penalties, z-scored features
 
 
+FEATURE_SCALINGS = ("zscore", "center")  # what encoding.feature_scaling may fix; ``auto`` chooses between them
+
+
 def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """z-score with the training fold's mean and SD only (constant training columns are centred, not scaled)."""
     mean = train.mean(0)
     sd = ops_of(train).std(train)
     sd[sd == 0] = 1.0
     return (train - mean) / sd, (test - mean) / sd
+
+
+def _centre(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre with the training fold's mean, then divide every feature by ONE number, the root mean feature variance
+    of the training rows. The relative variances (a language model's anisotropy: a few directions carrying most of
+    the variance) are kept, so ridge's prior favours the high-variance directions; the common scale makes the mean
+    feature variance 1, as after z-scoring, so the same penalty grid means the same amount of shrinkage."""
+    mean = train.mean(0)
+    variance = to_numpy(ops_of(train).std(train)).astype(np.float64) ** 2
+    scale = float(np.sqrt(variance.mean())) if variance.size else 0.0
+    scale = scale if scale > 0 else 1.0
+    return (train - mean) / scale, (test - mean) / scale
+
+
+def scale_features(train: np.ndarray, test: np.ndarray, scaling: str) -> tuple[np.ndarray, np.ndarray]:
+    """Training and test features scaled by statistics of the training rows only: ``zscore`` (every feature to unit
+    variance) or ``center`` (:func:`_centre`: centred, one common scale)."""
+    if scaling == "zscore":
+        return _standardise(train, test)
+    if scaling == "center":
+        return _centre(train, test)
+    raise BrainalignError(f"encoding.feature_scaling: unknown scaling {scaling!r} (expected one of "
+                          f"{', '.join(FEATURE_SCALINGS)} or auto)")
 
 
 def spectrum(x_centred: np.ndarray, y_centred: np.ndarray, rtol: float = 1e-7):
@@ -268,9 +294,11 @@ class FoldCrossProducts:
                                 x_train_centred=x_train - x_mean, penalties=penalties)
 
 
-def ridge_cv(x: np.ndarray, y: np.ndarray, alphas, inner_folds):
+def ridge_cv(x: np.ndarray, y: np.ndarray, alphas, inner_folds, errors: bool = False):
     """Choose a penalty per target by inner CV (pooled squared error); return (alpha index per target, pooled
-    inner predictions at the chosen penalties, the solver fitted on all of x, y).
+    inner predictions at the chosen penalties, the solver fitted on all of x, y), and with ``errors`` also each
+    target's pooled inner squared error at its chosen penalty (numpy), the yardstick that compares this fit with
+    another scaling of the same features on the same inner folds (``encoding.feature_scaling: auto``).
 
     numpy: each fold is one tridiagonal reduction of a Gram/kernel matrix cut from cross-products shared by all
     folds (:class:`FoldCrossProducts`); torch: one eigendecomposition per fold (:class:`RidgeSVD`). Same choices.
@@ -297,13 +325,16 @@ def ridge_cv(x: np.ndarray, y: np.ndarray, alphas, inner_folds):
     for solver, test in solvers:
         pooled[test] = ops.asarray(solver.predict_per_target(x[test], alphas, best), y.dtype)
     final = shared.ridge_all(alphas[np.unique(best)]) if shared is not None else RidgeSVD(x, y)
+    if errors:
+        return best, pooled, final, to_numpy(sse)[best, np.arange(len(best))].astype(np.float64)
     return best, pooled, final
 
 
-def ridge_loo(x: np.ndarray, y: np.ndarray, alphas) -> tuple[np.ndarray, np.ndarray, RidgeSVD]:
+def ridge_loo(x: np.ndarray, y: np.ndarray, alphas, errors: bool = False):
     """Choose a penalty per target by exact leave-one-out CV from ONE decomposition (what sklearn's RidgeCV does
     with ``cv=None``); return (alpha index per target, leave-one-out predictions at the chosen penalties, and the
-    fitted :class:`RidgeSVD` on all of x, y, whose decomposition the leave-one-out reused).
+    fitted :class:`RidgeSVD` on all of x, y, whose decomposition the leave-one-out reused), and with ``errors``
+    each target's leave-one-out squared error at its chosen penalty (as :func:`ridge_cv`).
 
     With an intercept, the hat matrix is 11'/n + U diag(s^2/(s^2+alpha)) U' (U, s of the centred features), and
     each sample's leave-one-out residual is its fitted residual / (1 - h_ii): no refits. About five times cheaper
@@ -332,6 +363,8 @@ def ridge_loo(x: np.ndarray, y: np.ndarray, alphas) -> tuple[np.ndarray, np.ndar
             best[better] = a
             columns = ops.index(np.flatnonzero(better))
             loo[:, columns] = y64[:, columns] - residual[:, columns]
+    if errors:
+        return best, ops.asarray(loo, y.dtype), solver, np.asarray(best_sse, dtype=np.float64)
     return best, ops.asarray(loo, y.dtype), solver
 
 
