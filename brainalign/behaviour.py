@@ -72,7 +72,7 @@ HEADLINE_MEASURE = {"naturalstories": "rt_mean", "futrell2018": "rt", "frank2013
 
 
 # ----------------------------------------------------------------------------------------------- surprisal
-def token_surprisals(model, tokenizer, text: str, prepend_text: str | None = None, max_context_tokens: int = 512,
+def token_surprisals(model, tokenizer, text: str, prepend_text: str | None = None, max_context_tokens: int = 2048,
                      min_context_tokens: int = 256, device: str = "cpu"):
     """Surprisal (nats) of every text token given all preceding tokens within the window budget.
 
@@ -196,7 +196,7 @@ def sliding_token_surprisals(model, ids, prefix, max_context_tokens: int, owner,
     return nats
 
 
-def t5_paper_word_surprisals(model, tokenizer, words, max_context_tokens: int = 512, batch_size: int = 16,
+def t5_paper_word_surprisals(model, tokenizer, words, max_context_tokens: int = 2048, batch_size: int = 16,
                              device: str = "cpu", progress: bool = False):
     """The paper's T5 "surprisal" (Brain-Score PR194, methods §3.2-3.3): per word, bits, token counts and the scored
     negative log-probabilities (nats).
@@ -238,7 +238,7 @@ def t5_paper_word_surprisals(model, tokenizer, words, max_context_tokens: int = 
     return bits, counts, nats
 
 
-def word_surprisals(model, tokenizer, words, prepend_text=None, max_context_tokens=512, min_context_tokens=256, device="cpu",
+def word_surprisals(model, tokenizer, words, prepend_text=None, max_context_tokens=2048, min_context_tokens=256, device="cpu",
                     context_window="overlapping", batch_size=16, reading="causal", progress=False):
     """Per-word surprisal in bits (sum over sub-tokens), the token count per word, and token NLLs (nats).
 
@@ -299,7 +299,7 @@ def surprisal_file(spec: dict, model, dataset_dir, out_path, options: dict | Non
     summary = {"model": spec["name"], "dataset": dataset.meta.get("name"), "kind": spec["kind"], "reading": reading,
                "context_scope": options.get("context_scope", "story"),
                "context_window": options.get("context_window", "overlapping"),
-               "max_context_tokens": int(options.get("max_context_tokens", 512)),
+               "max_context_tokens": int(options.get("max_context_tokens", 2048)),
                "min_context_tokens": int(options.get("min_context_tokens", 256)),
                "window_batch_size": int(options.get("window_batch_size", 16))}
     table = stimuli[["stimulus_id", "group", "text"]].copy()
@@ -310,9 +310,14 @@ def surprisal_file(spec: dict, model, dataset_dir, out_path, options: dict | Non
             reason += " (t5_mode: principled; t5_mode: paper reads T5 as the paper did)"
         summary.update(applicable=False, reason=reason)
     else:
-        from brainalign.models import model_session
+        from brainalign.models import context_limit, model_session
 
         loaded = model_session(spec, model, options.get("device")).get()
+        limit = context_limit(loaded.model)
+        if limit is not None and summary["max_context_tokens"] > limit:  # the window the model can read, not more
+            log.info("%s reads at most %d positions: max_context_tokens %d -> %d", spec["name"], limit,
+                     summary["max_context_tokens"], limit)
+            summary.update(max_context_tokens=limit, context_limited_by_model=True)
         bits = np.full(len(stimuli), np.nan)
         counts = np.zeros(len(stimuli), dtype=int)
         per_group, all_nats = {}, []

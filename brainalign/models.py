@@ -589,6 +589,17 @@ def model_session(spec: dict, model, device: str | None = None) -> ModelSession:
     return model if isinstance(model, ModelSession) else ModelSession(spec, model, device)
 
 
+def context_limit(model) -> int | None:
+    """How many positions a model reads in one pass: the size of its position table (learned or rotary:
+    ``max_position_embeddings``, GPT-2's ``n_positions``), or None where there is none (T5's relative positions)."""
+    config = getattr(model, "config", None)
+    for key in ("n_positions", "max_position_embeddings"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
+
+
 def release_memory(device: str) -> None:
     """Collect what was just dropped and return the GPU's cached blocks, so the next model has the memory."""
     import gc

@@ -184,3 +184,44 @@ def test_overlapping_windows_compute_logits_only_where_read_with_the_same_surpri
     partial = token_surprisals(model, tokenizer, text, max_context_tokens=64, min_context_tokens=24)[2]
     assert np.array_equal(full, partial, equal_nan=True)
     assert len(kept) > 2 and kept[0] == 64 and all(k is not None and k < 64 for k in kept[1:])
+
+
+def _story_dataset(folder, n_words):
+    from brainalign.datasets.base import write_prepared
+
+    words = (("the river ran past the old mill and the miller's dog barked at every boat ") * 200).split()[:n_words]
+    stimuli = pd.DataFrame({"stimulus_id": [f"w{i}" for i in range(n_words)], "text": words, "group": ["story"] * n_words,
+                            "position": range(n_words), "sentence": 0})
+    meta = {"name": "story", "kind": "reading", "description": "", "source": "", "licence": "", "provenance": "",
+            "context": "story", "group_averaged": True}
+    write_prepared(PreparedDataset(stimuli, np.zeros((1, n_words, 1), np.float32), ["average"], ["rt"], meta=meta), folder)
+    return folder
+
+
+def test_the_default_window_reads_a_story_in_one_pass_equal_to_a_plain_forward(tiny):
+    """With the default window (2048 tokens) a story that fits is read in one forward pass: every token's surprisal
+    equals a plain forward pass over the prefix and the whole story (bench_surprisal.py's check, in small)."""
+    words = (("the river ran past the old mill and the dog barked ") * 3).split()
+    bits, counts, nats = word_surprisals(tiny.model, tiny.tokenizer, words, prepend_text="<|endoftext|>")
+    ids = tiny.tokenizer(words_to_text(words)[0], add_special_tokens=False)["input_ids"]
+    prefix = tiny.tokenizer("<|endoftext|>", add_special_tokens=False)["input_ids"]
+    assert len(prefix) + len(ids) < 256  # the tiny model's position table: one window
+    np.testing.assert_allclose(nats, direct_nats(tiny.model, prefix + ids)[len(prefix) - 1:], atol=1e-6)
+
+
+def test_a_window_beyond_the_models_positions_is_capped_to_them(tiny_gpt2_dir, tmp_path):
+    """The tiny GPT-2 reads 256 positions: the default 2048-token window is capped to 256 (recorded in the JSON),
+    giving the same surprisals as asking for 256 (without the cap, the forward pass would fail)."""
+    import json
+
+    from brainalign.behaviour import surprisal_file
+
+    spec = {"name": "tiny", "source": "local", "path": str(tiny_gpt2_dir), "kind": "decoder"}
+    dataset = _story_dataset(tmp_path / "story", 600)
+    surprisal_file(spec, tiny_gpt2_dir, dataset, tmp_path / "default.tsv", {"progress": False})
+    surprisal_file(spec, tiny_gpt2_dir, dataset, tmp_path / "256.tsv", {"progress": False, "max_context_tokens": 256})
+    assert (tmp_path / "default.tsv").read_bytes() == (tmp_path / "256.tsv").read_bytes()
+    summary = json.loads((tmp_path / "default.json").read_text())
+    assert summary["max_context_tokens"] == 256 and summary["context_limited_by_model"] is True
+    assert "context_limited_by_model" not in json.loads((tmp_path / "256.json").read_text())
+    assert pd.read_csv(tmp_path / "default.tsv", sep="\t")["surprisal_bits"].notna().sum() > 500

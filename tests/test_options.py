@@ -24,7 +24,7 @@ PACKAGE = REPO / "brainalign"
 # module's dotted path that contains one of these words decides. Module paths are discovered, not listed.
 STAGE_HINTS = {
     "ceiling": ("ceiling",),
-    "extraction": ("activation", "extract", "shard"),
+    "extraction": ("activation", "extract", "shard", "checkpoint"),
     "behaviour": ("behaviour", "surprisal", "reading"),
     "encoding": ("encoding", "ridge", "timeseries", "similarity", "backend", "fit"),
     "analysis": ("analysis", "stats", "study"),
