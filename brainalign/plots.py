@@ -30,8 +30,9 @@ log = logging.getLogger("brainalign.plots")
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 # A model's role, encoded the same way in every figure (and in the summary page's legend).
-ROLE_COLOURS = {"base": "#0072B2", "derived": "#D55E00", "untrained": "#7F7F7F"}
-ROLE_LABELS = {"base": "base (trained)", "derived": "derived", "untrained": "untrained control"}
+ROLE_COLOURS = {"base": "#0072B2", "tuned": "#D55E00", "derived": "#009E73", "untrained": "#7F7F7F"}
+ROLE_LABELS = {"base": "trained (base)", "tuned": "instruction-tuned", "derived": "derived from a trained model",
+               "untrained": "untrained control"}
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 COLUMN_IN = 3.4  # one journal column, inches
 STYLE = {"figure.dpi": 150, "savefig.dpi": 200, "font.size": 8, "axes.titlesize": 8.5, "axes.labelsize": 8,
@@ -61,14 +62,15 @@ def _truthy(values: pd.Series) -> pd.Series:
 
 
 def roles(models: pd.DataFrame) -> dict[str, str]:
-    """model -> base | derived | untrained: untrained controls (``trained`` is 0), models derived from another model
-    of the table (its ``vanilla_base_model``) or flagged instruction-tuned, and the rest (trained bases)."""
+    """model -> untrained (``trained`` is 0) | tuned (flagged instruction-tuned) | derived (its ``vanilla_base_model``
+    is another trained model of the table) | base (any other trained model, including one trained from an
+    untrained control of the same architecture)."""
     out = {}
     untrained = set(models.loc[pd.to_numeric(models["trained"], errors="coerce") == 0, "model"]) if "trained" in models else set()
-    derived = {d for _, d in pairs_of(models)} if {"vanilla_base_model", "model"} <= set(models.columns) else set()
+    derived = {d for b, d in pairs_of(models) if b not in untrained} if "vanilla_base_model" in models else set()
     tuned = set(models.loc[_truthy(models["instruction_tuned"]), "model"]) if "instruction_tuned" in models else set()
     for model in models["model"]:
-        out[model] = "untrained" if model in untrained else "derived" if model in derived | tuned else "base"
+        out[model] = "untrained" if model in untrained else "tuned" if model in tuned else "derived" if model in derived else "base"
     return out
 
 
@@ -148,11 +150,8 @@ def _legend(fig, axes, ncol: int | None = None):
         legend.remove()
 
 
-def text_overlaps(fig) -> list[tuple[str, str]]:
-    """Pairs of drawn text artists whose boxes overlap (titles, labels, drawn tick labels, annotations, legends);
-    the figure test asserts there are none."""
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
+def _drawn_texts(fig) -> list:
+    """Every drawn text artist of a drawn figure."""
     texts = list(fig.texts)
     if fig._suptitle is not None and fig._suptitle not in texts:
         texts.append(fig._suptitle)
@@ -167,8 +166,23 @@ def text_overlaps(fig) -> list[tuple[str, str]]:
                 texts += [tick.label1, tick.label2]
         if ax.get_legend() is not None:
             texts += list(ax.get_legend().get_texts()) + [ax.get_legend().get_title()]
-    drawn = [t for t in dict.fromkeys(texts) if t.get_visible() and t.get_text().strip()]
-    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in drawn]
+    return [t for t in dict.fromkeys(texts) if t.get_visible() and t.get_text().strip()]
+
+
+def texts_outside(fig) -> list[str]:
+    """Drawn texts that the figure's edges cut (e.g. a title wider than its panel)."""
+    fig.canvas.draw()
+    renderer, edge = fig.canvas.get_renderer(), fig.bbox
+    return [t.get_text() for t in _drawn_texts(fig) for box in [t.get_window_extent(renderer)]
+            if box.x0 < edge.x0 - 1 or box.x1 > edge.x1 + 1 or box.y0 < edge.y0 - 1 or box.y1 > edge.y1 + 1]
+
+
+def text_overlaps(fig) -> list[tuple[str, str]]:
+    """Pairs of drawn text artists whose boxes overlap (titles, labels, drawn tick labels, annotations, legends);
+    the figure test asserts there are none."""
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in _drawn_texts(fig)]
     overlaps = []
     for i, (a, box_a) in enumerate(boxes):
         for b, box_b in boxes[i + 1:]:
@@ -193,7 +207,7 @@ def headline_figure(scores: pd.DataFrame, models: pd.DataFrame, out_dir) -> list
     data["value_low"] = np.where(normalised, data["ci_low"] / ceiling, data["ci_low"])
     data["value_high"] = np.where(normalised, data["ci_high"] / ceiling, data["ci_high"])
     datasets = sorted(data["dataset"].unique(), key=lambda d: (data.loc[data["dataset"] == d, "kind"].iloc[0] != "brain", d))
-    model_order = sorted(data["model"].unique(), key=lambda m: (["base", "derived", "untrained"].index(style.role.get(m, "base")), m))
+    model_order = sorted(data["model"].unique(), key=lambda m: (list(ROLE_COLOURS).index(style.role.get(m, "base")), m))
     n = len(model_order)
     offsets = {m: (i - (n - 1) / 2) * (0.6 / max(n - 1, 1)) for i, m in enumerate(model_order)}
     fig, ax = plt.subplots(figsize=(COLUMN_IN * 1.5, 0.9 + 0.45 * len(datasets) + 0.18 * int(np.ceil(n / 2))))
@@ -217,7 +231,8 @@ def headline_figure(scores: pd.DataFrame, models: pd.DataFrame, out_dir) -> list
 
 
 def pair_slopes(scores: pd.DataFrame, models: pd.DataFrame, out_dir, label: str | None = None) -> list[Path]:
-    """Base vs derived score for every pair, one panel per dataset (slope graph), coloured by the derived model's role."""
+    """Base vs derived score for every pair, one panel per dataset (slope graph), coloured by the derived model's role
+    (``label``, the config's name for the comparison, is kept for callers; the caption and the page say it)."""
     pairs = pairs_of(models)
     wide = model_by_dataset(scores, average=False)
     rows = [{"dataset": d, "base": b, "derived": m, "base_score": wide.at[b, d], "derived_score": wide.at[m, d]}
@@ -236,16 +251,14 @@ def pair_slopes(scores: pd.DataFrame, models: pd.DataFrame, out_dir, label: str 
             look = style.of(row.derived)
             ax.plot([0, 1], [row.base_score, row.derived_score], "-", color=look["color"], marker=look["marker"], ms=4,
                     label=f"{row.derived} vs {row.base}")
-            ax.plot([0], [row.base_score], ls="none", marker=look["marker"], ms=4, color=ROLE_COLOURS.get(style.role.get(row.base), "grey"),
-                    mfc="white" if style.role.get(row.base) == "untrained" else ROLE_COLOURS["base"])
+            base = style.of(row.base)
+            ax.plot([0], [row.base_score], ls="none", marker=look["marker"], ms=4, color=base["color"], mfc=base["mfc"])
         ax.set_xticks([0, 1], [base_word, style.derived_word])
         ax.set_xlim(-0.3, 1.3)
         ax.set_title(dataset)
         ax.set_ylabel("alignment (Pearson r)")
         ax.axhline(0, color="grey", lw=0.5)
-    _legend(fig, axes)
-    if label:
-        fig.suptitle(f"Pairs: {label}")
+    _legend(fig, axes)  # what the pairs compare (the config's label) is said by the caption and the page, not a title
     return _save(fig, Path(out_dir), "pair_effect", data)
 
 

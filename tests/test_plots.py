@@ -83,6 +83,7 @@ def test_no_text_overlaps_and_legends_stay_inside_the_figure(tmp_path, monkeypat
         overlaps = plots.text_overlaps(fig)  # draws the figure: extents below are final
         figure_box = fig.bbox
         legends = [legend.get_window_extent() for legend in fig.legends]
+        assert plots.texts_outside(fig) == [], f"{name}: text cut by the figure's edge"
         checked[name] = (overlaps, [(box.x0 >= figure_box.x0 - 1 and box.x1 <= figure_box.x1 + 1
                                                       and box.y0 >= figure_box.y0 - 1 and box.y1 <= figure_box.y1 + 1)
                                                      for box in legends])
