@@ -146,6 +146,8 @@ def findings(effect: pd.DataFrame, models: pd.DataFrame, label: str) -> list[str
         for row in scored.itertuples():
             if row.kind == "brain" and row.measure != "brain_average" and len(brain) > 1:
                 continue  # the datasets are in the table; the average speaks for them here
+            if row.measure == "brain_average" and len(brain) == 1:
+                continue  # the average of one dataset is that dataset
             name = "brain average" if row.measure == "brain_average" else row.measure
             sentences.append(
                 f"{prefix}{name} ({row.kind}): {_signed(row.mean_absolute_change)} r "

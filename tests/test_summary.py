@@ -50,7 +50,8 @@ def page(tmp_path_factory) -> Path:
     (results / "behaviour" / "m1").mkdir(parents=True)
     (results / "behaviour" / "m1" / "ns.json").write_text(json.dumps({"measures": {"rt_mean": {"best_lag": "1"}}}))
     (root / "logs" / "fit_encoding").mkdir(parents=True)
-    (root / "logs" / "fit_encoding" / "m1.log").write_text(f"2026-01-01 00:00:00,000 INFO start\n2026-01-01 00:00:01,000 WARNING {WARNING}\n")
+    log = f"2026-01-01 00:00:00,000 INFO start\n2026-01-01 00:00:01,000 WARNING {WARNING}\n"
+    (root / "logs" / "fit_encoding" / "m1.log").write_text(log)
     out = root / "results" / "summary.html"
     write_summary_html(results / "analysis" / "scores.csv", results / "analysis" / "headline_scores.csv", models,
                        results / "analysis" / "instruction_effect.csv", results / "analysis" / "property_correlations.csv",
