@@ -318,11 +318,12 @@ def write_summary_html(tidy_csv, headline_csv, models_csv, effect_csv, correlati
     found = caveats(tidy, headline, effect, results_dir, logs_dir)
     parts.append("<ul class='caveats'>" + "".join(f"<li>{item}</li>" for item in found) + "</ul>" if found
                  else "<p>None: no near-chance scores, leaky protocols, lag shifts or warnings were found.</p>")
+    from brainalign.plots import ROLE_COLOURS, ROLE_LABELS  # the figures' own encoding, so the key cannot drift
+
+    key = "".join(f"<span class='swatch' style='background:{ROLE_COLOURS[role]}'></span>{html.escape(ROLE_LABELS[role])}"
+                  for role in ROLE_COLOURS)
     parts += ["</section><section id='figures'><h2>Figures</h2>",
-              "<p>Colours, the same in every figure: <span class='swatch' style='background:#0072B2'></span>trained (base)"
-              "<span class='swatch' style='background:#D55E00'></span>instruction-tuned"
-              "<span class='swatch' style='background:#009E73'></span>derived from a trained model"
-              "<span class='swatch' style='background:#7F7F7F'></span>untrained control (hollow, dashed).</p>"]
+              f"<p>Colours, the same in every figure: {key} (untrained: hollow markers, dashed lines).</p>"]
     parts += [_figure_html(figure, captions.get(figure.stem, "")) for figure in figures if figure.stem != "headline"]
     parts += [
         "</section><section id='models'><h2>Models</h2>",
