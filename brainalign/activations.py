@@ -203,7 +203,8 @@ def _run_units(loaded, spec, names, units, n_rows, options, what: str):
     """Run ``units`` (each ``[(token ids, [(row, token positions), ...]), ...]``: one padded batch) in order,
     skipping those a matching checkpoint already holds; {layer: (n_rows, hidden) float32}."""
     import torch
-    from tqdm import tqdm
+
+    from brainalign.progress import progress_bar
 
     tokenizer = loaded.tokenizer
     readout = options.get("readout", "last")
@@ -217,7 +218,7 @@ def _run_units(loaded, spec, names, units, n_rows, options, what: str):
     recorder = LayerRecorder(loaded.model, names)
     n_tokens, start = 0, time.perf_counter()
     try:
-        bar = tqdm(total=n_windows, desc=f"{spec['name']}", unit=what.rstrip("s"), disable=not options.get("progress", True))
+        bar = progress_bar(total=n_windows, desc=f"{spec['name']}", unit=what.rstrip("s"), disable=not options.get("progress", True))
         bar.update(sum(len(units[u]) for u in done))
         for index, unit in enumerate(units):
             if index in done:

@@ -122,9 +122,9 @@ def _window_nlls(model, windows, reads, batch_size: int = 16, device: str = "cpu
     out = [np.full(len(r), np.nan) for r in reads]
     keep_ok = not encoder_decoder and "logits_to_keep" in inspect.signature(model.forward).parameters
     order = [i for i in sorted(range(len(windows)), key=lambda i: len(windows[i])) if reads[i]]
-    from tqdm import tqdm
+    from brainalign.progress import progress_bar
 
-    for start in tqdm(range(0, len(order), batch_size), desc="windows", unit="batch", disable=not progress):
+    for start in progress_bar(range(0, len(order), batch_size), desc="windows", unit="batch", disable=not progress):
         batch = order[start:start + batch_size]
         width = max(len(windows[i]) for i in batch)
         ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
@@ -323,10 +323,10 @@ def surprisal_file(spec: dict, model, dataset_dir, out_path, options: dict | Non
         per_group, all_nats = {}, []
         scopes = [("corpus", stimuli.index.to_numpy())] if summary["context_scope"] == "corpus" else \
             [(g, rows.index.to_numpy()) for g, rows in stimuli.groupby("group", sort=False)]
-        from tqdm import tqdm
+        from brainalign.progress import progress_bar
 
         progress = bool(options.get("progress", True))
-        for group, rows in tqdm(scopes, desc=spec["name"], unit="stream", disable=not progress):
+        for group, rows in progress_bar(scopes, desc=spec["name"], unit="stream", disable=not progress):
             b, c, nats = word_surprisals(loaded.model, loaded.tokenizer, stimuli.loc[rows, "text"].tolist(),
                                          spec.get("prepend_text"), summary["max_context_tokens"],
                                          summary["min_context_tokens"], loaded.device,

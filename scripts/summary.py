@@ -1,4 +1,5 @@
-"""Rule summary: one self-contained HTML page with the headline numbers, models (source, quantization), figures."""
+"""Rule summary: one self-contained HTML page: findings first (pair effects), headline figure, caveats the run
+detected (its logs included), figures, models, and the full tidy table collapsed; names config, commit, versions."""
 from brainalign.runner import run_rule
 
 
@@ -14,6 +15,9 @@ def step(sm, log):
         figures_dir=sm.input.figures,
         out_path=sm.output[0],
         label=sm.params.label,
+        config_files=list(sm.params.config_files),
+        logs_dir="logs",
+        results_dir="results",
     )
 
 

@@ -82,6 +82,8 @@ def test_outputs_of_the_reduced_default(small_run):
     assert len(figures) >= 2 and all(f.stat().st_size > 10_000 for f in figures)
     summary = (workdir / "results" / "summary.html").read_text()
     assert "Q4_1" in summary and "untrained" in summary and "data:image/png;base64" in summary
+    # findings first, and the page names the config it came from (the Snakefile's default, then --configfile)
+    assert summary.index("id='findings'") < summary.index("id='tidy'") and "config_small.yaml" in summary
     # the dataset's encoding override reached its jobs, merged with the top-level options
     part = workdir / "results" / "encoding" / "all-minilm-l6-v2" / "tuckute2024" / "part0"
     layer_result = json.loads((part / "encoder.layer.1.json").read_text())

@@ -278,9 +278,9 @@ def fit_layers_file(shard_path, dataset_dir, out_dir, options: dict | None = Non
             except json.JSONDecodeError:
                 pass
         todo.append(layer)
-    from tqdm import tqdm
+    from brainalign.progress import progress_bar
 
-    for layer in tqdm(todo, desc=f"{Path(shard_path).stem} layers", unit="layer", disable=not progress, mininterval=10):
+    for layer in progress_bar(todo, desc=f"{Path(shard_path).stem} layers", unit="layer", disable=not progress):
         _fit_and_write(read_layer(shard_path, layer), layer, dataset, partial / layer_file_name(layer), options)
     if out_dir.exists():
         shutil.rmtree(out_dir)

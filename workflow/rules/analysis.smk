@@ -93,6 +93,8 @@ rule summary:
         report("results/summary.html", category="Summary", caption="../report/summary.rst"),
     params:
         label=config["comparison_label"],
+        # named on the page: which config the numbers came from (the Snakefile's default, then any --configfile)
+        config_files=[str(f) for f in workflow.configfiles],
     log:
         "logs/summary.log",
     conda:
