@@ -881,7 +881,7 @@ def main(argv=None) -> int:
     shown = ("HF_ENDPOINT", "HF_HOME", "HF_HUB_DISABLE_XET", "NO_PROXY")
     exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items() if k in shown)
     print(f"  {exports} \\\n    {' '.join(shlex.quote(c) for c in snakemake_command(args.out_dir))}")
-    print("\nresults: <out_dir>/run/results/analysis/headline_scores.csv; changes to the paper's config: docs/miniature.md")
+    print("\nresults: <out_dir>/run/results-paper/analysis/headline_scores.csv; changes to the paper's config: docs/miniature.md")
     return 0
 
 

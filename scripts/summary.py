@@ -1,5 +1,7 @@
 """Rule summary: one self-contained HTML page: findings first (pair effects), headline figure, caveats the run
 detected (its logs included), figures, models, and the full tidy table collapsed; names config, commit, versions."""
+from pathlib import Path
+
 from brainalign.runner import run_rule
 
 
@@ -16,8 +18,8 @@ def step(sm, log):
         out_path=sm.output[0],
         label=sm.params.label,
         config_files=list(sm.params.config_files),
-        logs_dir="logs",
-        results_dir="results",
+        logs_dir=sm.params.logs_dir,
+        results_dir=Path(sm.input.tidy).parents[1],  # <results_dir>/analysis/scores.csv
     )
 
 

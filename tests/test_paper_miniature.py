@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from brainalign import miniature as mini
 
@@ -319,8 +320,14 @@ def miniature_run(tmp_path_factory):
     return workdir, run, summary
 
 
+def results_root(workdir: Path) -> Path:
+    """The run's results folder: the miniature keeps the paper config's results_dir."""
+    config = yaml.safe_load((workdir.parent / "config.yaml").read_text())
+    return workdir / config.get("results_dir", "results")
+
+
 def _headline(workdir: Path) -> pd.DataFrame:
-    path = workdir / "results" / "analysis" / "headline_scores.csv"
+    path = results_root(workdir) / "analysis" / "headline_scores.csv"
     assert path.is_file(), "no headline_scores.csv: collect_scores did not run (see the failed jobs)"
     return pd.read_csv(path)
 
@@ -335,7 +342,7 @@ def test_e2e_every_job_succeeds(miniature_run):
 def best_scores(workdir: Path, dataset: str, protocol: str = "ridge-grouped") -> pd.Series:
     """model -> best-layer raw r from each model's own score file (read even when collect_scores did not run)."""
     scores = {}
-    for path in sorted((workdir / "results" / "scores").glob(f"*/{dataset}.csv")):
+    for path in sorted((results_root(workdir) / "scores").glob(f"*/{dataset}.csv")):
         table = pd.read_csv(path)
         best = table[(table["metric"] == "linear") & (table["protocol"] == protocol) & (table["selection"] == "best")]
         scores[path.parent.name] = float(best["raw_r"].iloc[0]) if len(best) else np.nan
@@ -369,7 +376,7 @@ def test_e2e_headline_has_a_finite_row_for_every_model_and_dataset(miniature_run
 def behaviour_scores(workdir: Path, dataset: str = "futrell2018") -> pd.Series:
     """model -> surprisal_r (default protocol) from each model's behaviour file."""
     scores = {}
-    for path in sorted((workdir / "results" / "behaviour").glob(f"*/{dataset}.csv")):
+    for path in sorted((results_root(workdir) / "behaviour").glob(f"*/{dataset}.csv")):
         table = pd.read_csv(path)
         row = table[(table["metric"] == "surprisal_r") & (table["protocol"] == "default")]
         scores[path.parent.name] = float(row["raw_r"].iloc[0]) if len(row) else np.nan
@@ -399,12 +406,12 @@ def test_e2e_t5_models_have_behaviour_rows(miniature_run, paper):
 def planted_contrast(workdir: Path, dataset: str, planted: set, protocol: str = "ridge-grouped") -> pd.DataFrame:
     """Per model: mean held-out r of planted and of signal-free neuroids at the model's best layer."""
     rows = []
-    for scores in sorted((workdir / "results" / "scores").glob(f"*/{dataset}.csv")):
+    for scores in sorted((results_root(workdir) / "scores").glob(f"*/{dataset}.csv")):
         table = pd.read_csv(scores)
         best = table[(table["metric"] == "linear") & (table["protocol"] == protocol) & (table["selection"] == "best")]
         if best.empty:
             continue
-        path = workdir / "results" / "encoding" / scores.parent.name / dataset / "part0" / f"{best['layer'].iloc[0]}.json"
+        path = results_root(workdir) / "encoding" / scores.parent.name / dataset / "part0" / f"{best['layer'].iloc[0]}.json"
         layer = json.loads(path.read_text())
         r = pd.Series(layer["protocols"][protocol]["neuroid_r"], index=layer["neuroids"])
         is_planted = r.index.isin(sorted(planted))
@@ -438,7 +445,7 @@ def test_e2e_planted_signal_is_recovered_where_planted_and_not_where_absent(mini
 @pytest.mark.slow
 def test_e2e_analysis_covers_the_17_paper_pairs_with_gpt2_apart(miniature_run):
     workdir, _, _ = miniature_run
-    effect = pd.read_csv(workdir / "results" / "analysis" / "instruction_effect.csv")
+    effect = pd.read_csv(results_root(workdir) / "analysis" / "instruction_effect.csv")
     average = effect[effect["measure"] == "brain_average"].set_index("group")["n_pairs"].astype(int)
     assert average["headline"] == 17 and average["GPT2"] == 4, average  # the paper's 17, GPT-2's 4 apart
     assert set(effect.loc[effect["kind"] == "behaviour", "measure"]) == {"futrell2018"}

@@ -45,6 +45,22 @@ def test_dry_run_plans_the_study(tmp_path, configfile):
     assert "fetch_dataset" in out and "prepare_dataset" in out and "run_model" in out
 
 
+def test_results_of_different_configs_sit_side_by_side(tmp_path):
+    """The default run writes under results/ and logs/, config/paper.yaml (results_dir: results-paper) under
+    results-paper/, its logs included: neither run overwrites the other's files."""
+    default = snakemake(tmp_path, "-n", "--cores", "2", configfile=REPO / "config" / "config.yaml").stdout
+    paper = snakemake(tmp_path, "-n", "--cores", "2", configfile=REPO / "config" / "paper.yaml").stdout
+
+    def outputs(text):
+        return [path for line in text.splitlines() if line.strip().startswith(("output:", "log:"))
+                for path in line.split(":", 1)[1].replace(",", " ").split()]
+
+    assert outputs(default) and all(p.startswith(("results/", "logs/", "resources/")) for p in outputs(default))
+    assert "results-paper/summary.html" in outputs(paper) and "results-paper/logs/summary.log" in outputs(paper)
+    assert all(p.startswith(("results-paper/", "resources/")) for p in outputs(paper)), \
+        [p for p in outputs(paper) if not p.startswith(("results-paper/", "resources/"))][:5]
+
+
 def test_lint_is_clean():
     result = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

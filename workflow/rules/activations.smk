@@ -6,20 +6,20 @@
 rule run_model:
     input:
         model="resources/models/{model}",
-        brain=expand("results/datasets/{dataset}", dataset=BRAIN_DATASETS),
-        reading=expand("results/datasets/{dataset}", dataset=READING_DATASETS),
+        brain=expand(results_path("datasets/{dataset}"), dataset=BRAIN_DATASETS),
+        reading=expand(results_path("datasets/{dataset}"), dataset=READING_DATASETS),
     output:
-        shards=expand("results/activations/{{model}}/{dataset}.h5", dataset=BRAIN_DATASETS),
-        surprisal=expand("results/surprisal/{{model}}/{dataset}.tsv", dataset=READING_DATASETS),
-        summaries=expand("results/surprisal/{{model}}/{dataset}.json", dataset=READING_DATASETS),
+        shards=expand(results_path("activations/{{model}}/{dataset}.h5"), dataset=BRAIN_DATASETS),
+        surprisal=expand(results_path("surprisal/{{model}}/{dataset}.tsv"), dataset=READING_DATASETS),
+        summaries=expand(results_path("surprisal/{{model}}/{dataset}.json"), dataset=READING_DATASETS),
     params:
         spec=model_spec,
         extraction=extraction_options,
         behaviour=behaviour_options,
     log:
-        "logs/run_model/{model}.log",
+        log_path("run_model/{model}.log"),
     benchmark:
-        "results/benchmarks/run_model/{model}.tsv"
+        results_path("benchmarks/run_model/{model}.tsv")
     threads: config["extraction"]["threads"]
     resources:
         gpu=model_gpus,

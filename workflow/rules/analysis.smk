@@ -14,18 +14,18 @@ rule collect_scores:
         behaviour=behaviour_files(),
     output:
         tidy=report(
-            "results/analysis/scores.csv",
+            results_path("analysis/scores.csv"),
             category="Scores",
             caption="../report/scores.rst",
         ),
-        headline="results/analysis/headline_scores.csv",
-        models="results/analysis/models.csv",
+        headline=results_path("analysis/headline_scores.csv"),
+        models=results_path("analysis/models.csv"),
     params:
         models_config=config["models"],
         properties=config.get("model_properties", ""),
         headline=config["analysis"].get("headline", {}),
     log:
-        "logs/collect_scores.log",
+        log_path("collect_scores.log"),
     conda:
         "../../envs/stats.yaml"
     script:
@@ -34,16 +34,16 @@ rule collect_scores:
 
 rule analyse:
     input:
-        headline="results/analysis/headline_scores.csv",
-        models="results/analysis/models.csv",
+        headline=results_path("analysis/headline_scores.csv"),
+        models=results_path("analysis/models.csv"),
     output:
         effect=report(
-            "results/analysis/instruction_effect.csv",
+            results_path("analysis/instruction_effect.csv"),
             category="Statistics",
             caption="../report/instruction_effect.rst",
         ),
         correlations=report(
-            "results/analysis/property_correlations.csv",
+            results_path("analysis/property_correlations.csv"),
             category="Statistics",
             caption="../report/property_correlations.rst",
         ),
@@ -52,7 +52,7 @@ rule analyse:
         seed=SEED,
         options=config["analysis"],
     log:
-        "logs/analyse.log",
+        log_path("analyse.log"),
     conda:
         "../../envs/stats.yaml"
     script:
@@ -61,11 +61,11 @@ rule analyse:
 
 rule figures:
     input:
-        tidy="results/analysis/scores.csv",
-        models="results/analysis/models.csv",
+        tidy=results_path("analysis/scores.csv"),
+        models=results_path("analysis/models.csv"),
     output:
         report(
-            directory("results/figures"),
+            directory(results_path("figures")),
             patterns=["{name}.png"],
             category="Figures",
             caption="../report/figures.rst",
@@ -74,7 +74,7 @@ rule figures:
         label=config["comparison_label"],
         headline=config["analysis"].get("headline", {}),
     log:
-        "logs/figures.log",
+        log_path("figures.log"),
     conda:
         "../../envs/plots.yaml"
     script:
@@ -83,20 +83,21 @@ rule figures:
 
 rule summary:
     input:
-        tidy="results/analysis/scores.csv",
-        headline="results/analysis/headline_scores.csv",
-        models="results/analysis/models.csv",
-        effect="results/analysis/instruction_effect.csv",
-        correlations="results/analysis/property_correlations.csv",
-        figures="results/figures",
+        tidy=results_path("analysis/scores.csv"),
+        headline=results_path("analysis/headline_scores.csv"),
+        models=results_path("analysis/models.csv"),
+        effect=results_path("analysis/instruction_effect.csv"),
+        correlations=results_path("analysis/property_correlations.csv"),
+        figures=results_path("figures"),
     output:
-        report("results/summary.html", category="Summary", caption="../report/summary.rst"),
+        report(results_path("summary.html"), category="Summary", caption="../report/summary.rst"),
     params:
         label=config["comparison_label"],
         # named on the page: which config the numbers came from (the Snakefile's default, then any --configfile)
         config_files=[str(f) for f in workflow.configfiles],
+        logs_dir=LOGS,
     log:
-        "logs/summary.log",
+        log_path("summary.log"),
     conda:
         "../../envs/plots.yaml"
     script:

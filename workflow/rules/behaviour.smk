@@ -5,14 +5,14 @@
 
 rule behaviour:
     input:
-        surprisal="results/surprisal/{model}/{dataset}.tsv",
-        dataset="results/datasets/{dataset}",
+        surprisal=results_path("surprisal/{model}/{dataset}.tsv"),
+        dataset=results_path("datasets/{dataset}"),
     output:
-        "results/behaviour/{model}/{dataset}.csv",
+        results_path("behaviour/{model}/{dataset}.csv"),
     params:
         options=stage_options("behaviour"),
     log:
-        "logs/behaviour/{model}/{dataset}.log",
+        log_path("behaviour/{model}/{dataset}.log"),
     threads: 1
     conda:
         "../../envs/stats.yaml"

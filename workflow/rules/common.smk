@@ -27,6 +27,20 @@ def _load_workflow_config():
 
 _load_workflow_config()
 
+# where this config's outputs and logs go (results_dir: runs of different configs side by side)
+RESULTS = config["results_dir"].rstrip("/")
+LOGS = "logs" if RESULTS == "results" else f"{RESULTS}/logs"
+
+
+def results_path(path):
+    """``path`` inside this config's results folder (results_dir)."""
+    return f"{RESULTS}/{path}"
+
+
+def log_path(path):
+    """``path`` inside this config's log folder."""
+    return f"{LOGS}/{path}"
+
 MODELS = model_specs(config)
 DATASETS = dataset_specs(config)
 SEED = config["seed"]
@@ -80,7 +94,7 @@ def encoding_parts(wildcards):
 
 def part_folders(model, dataset):
     parts = int(brainalign_options.dataset_encoding_options(config, dataset).get("layer_parts", 1))
-    return [f"results/encoding/{model}/{dataset}/part{part}" for part in range(parts)]
+    return [f"{RESULTS}/encoding/{model}/{dataset}/part{part}" for part in range(parts)]
 
 
 def model_part_folders(wildcards):
@@ -103,19 +117,19 @@ def fit_encoding_options(wildcards):
 
 
 def score_files():
-    return [f"results/scores/{m}/{d}.csv" for m in MODELS for d in BRAIN_DATASETS]
+    return [f"{RESULTS}/scores/{m}/{d}.csv" for m in MODELS for d in BRAIN_DATASETS]
 
 
 def behaviour_files():
-    return [f"results/behaviour/{m}/{d}.csv" for m in SURPRISAL_MODELS for d in READING_DATASETS]
+    return [f"{RESULTS}/behaviour/{m}/{d}.csv" for m in SURPRISAL_MODELS for d in READING_DATASETS]
 
 
 def all_outputs():
     return [
-        "results/analysis/scores.csv",
-        "results/analysis/instruction_effect.csv",
-        "results/figures",
-        "results/summary.html",
+        results_path("analysis/scores.csv"),
+        results_path("analysis/instruction_effect.csv"),
+        results_path("figures"),
+        results_path("summary.html"),
     ]
 
 

@@ -7,13 +7,13 @@ localrules:
 
 rule fetch_dataset:
     output:
-        directory("results/raw/{dataset}"),
+        directory(results_path("raw/{dataset}")),
     params:
         spec=dataset_spec,
     log:
-        "logs/fetch_dataset/{dataset}.log",
+        log_path("fetch_dataset/{dataset}.log"),
     benchmark:
-        "results/benchmarks/fetch_dataset/{dataset}.tsv"
+        results_path("benchmarks/fetch_dataset/{dataset}.tsv")
     conda:
         "../../envs/data.yaml"
     script:
@@ -22,15 +22,15 @@ rule fetch_dataset:
 
 rule prepare_dataset:
     input:
-        raw="results/raw/{dataset}",
+        raw=results_path("raw/{dataset}"),
     output:
-        directory("results/datasets/{dataset}"),
+        directory(results_path("datasets/{dataset}")),
     params:
         spec=dataset_spec,
     log:
-        "logs/prepare_dataset/{dataset}.log",
+        log_path("prepare_dataset/{dataset}.log"),
     benchmark:
-        "results/benchmarks/prepare_dataset/{dataset}.tsv"
+        results_path("benchmarks/prepare_dataset/{dataset}.tsv")
     conda:
         "../../envs/data.yaml"
     script:

@@ -5,15 +5,15 @@
 
 rule compute_ceiling:
     input:
-        dataset="results/datasets/{dataset}",
+        dataset=results_path("datasets/{dataset}"),
     output:
-        "results/ceilings/{dataset}.json",
+        results_path("ceilings/{dataset}.json"),
     params:
         options=ceiling_options,
     log:
-        "logs/compute_ceiling/{dataset}.log",
+        log_path("compute_ceiling/{dataset}.log"),
     benchmark:
-        "results/benchmarks/compute_ceiling/{dataset}.tsv"
+        results_path("benchmarks/compute_ceiling/{dataset}.tsv")
     threads: 1
     conda:
         "../../envs/stats.yaml"
@@ -23,17 +23,17 @@ rule compute_ceiling:
 
 rule fit_encoding:
     input:
-        shard="results/activations/{model}/{dataset}.h5",
-        dataset="results/datasets/{dataset}",
+        shard=results_path("activations/{model}/{dataset}.h5"),
+        dataset=results_path("datasets/{dataset}"),
     output:
-        directory("results/encoding/{model}/{dataset}/part{part}"),
+        directory(results_path("encoding/{model}/{dataset}/part{part}")),
     params:
         options=fit_encoding_options,
         n_parts=encoding_parts,
     log:
-        "logs/fit_encoding/{model}/{dataset}/part{part}.log",
+        log_path("fit_encoding/{model}/{dataset}/part{part}.log"),
     benchmark:
-        "results/benchmarks/fit_encoding/{model}/{dataset}/part{part}.tsv"
+        results_path("benchmarks/fit_encoding/{model}/{dataset}/part{part}.tsv")
     threads: 1
     group:
         "encoding"
@@ -46,15 +46,15 @@ rule fit_encoding:
 rule score:
     input:
         layers=model_part_folders,
-        shards=expand("results/activations/{{model}}/{dataset}.h5", dataset=BRAIN_DATASETS),
-        ceilings=expand("results/ceilings/{dataset}.json", dataset=BRAIN_DATASETS),
+        shards=expand(results_path("activations/{{model}}/{dataset}.h5"), dataset=BRAIN_DATASETS),
+        ceilings=expand(results_path("ceilings/{dataset}.json"), dataset=BRAIN_DATASETS),
     output:
-        scores=expand("results/scores/{{model}}/{dataset}.csv", dataset=BRAIN_DATASETS),
+        scores=expand(results_path("scores/{{model}}/{dataset}.csv"), dataset=BRAIN_DATASETS),
     params:
         datasets=BRAIN_DATASETS,
         plan=score_plan,
     log:
-        "logs/score/{model}.log",
+        log_path("score/{model}.log"),
     threads: 1
     group:
         "encoding"

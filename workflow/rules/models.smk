@@ -15,9 +15,9 @@ rule prepare_model:
     params:
         spec=model_spec,
     log:
-        "logs/prepare_model/{model}.log",
+        log_path("prepare_model/{model}.log"),
     benchmark:
-        "results/benchmarks/prepare_model/{model}.tsv"
+        results_path("benchmarks/prepare_model/{model}.tsv")
     localrule: PREPARE_LOCALLY
     threads: 1
     resources:
