@@ -15,7 +15,7 @@ read on its own), ``k`` = 1 .. ``regression_spillover``:
   of occurrences per billion words; 0 for words it does not know), ``position`` (word in sentence), and
   ``length_lag{k}``, ``log_frequency_lag{k}`` of the k-th previous word (spillover);
 * test: ``surprisal_lag0`` (the word's own) .. ``surprisal_lag{k}`` (the previous words': spillover);
-* diagnostic only: ``surprisal_lag1`` and ``surprisal_next`` (the next word's).
+* lag check only: ``surprisal_lag1`` and ``surprisal_next`` (the next word's).
 
 Observations (``observations``): one per reader x word where the data have readers (Frank 2013 eye tracking,
 futrell2018), one per word on mean reading times otherwise (Natural Stories' ``processed_wordinfo.tsv``). Reading
@@ -39,7 +39,10 @@ Scores (``reading_regression``), all on the same observations, groups split into
 * lag check: log p(rt | baseline + surprisal + next word's surprisal) - log p(rt | baseline + surprisal + previous
   word's surprisal), held out. Spillover makes the previous word's surprisal predictive; the next word's
   predicting better, with the interval above 0, means the reading times are shifted against the words (Natural
-  Stories' means predate the repository's 2025 realignment): ``lag_check_fires``.
+  Stories' means predate the repository's 2025 realignment): ``lag_check_fires``. It fires only for a surprisal
+  that predicts at all (delta log-likelihood CI above 0): one that adds nothing over length and frequency (an
+  untrained model's) only stands in for the neighbours' length, and eye-tracking readers do see the next word's
+  length (parafoveal preview).
 """
 
 from __future__ import annotations
@@ -118,7 +121,12 @@ def word_predictors(stimuli: pd.DataFrame, surprisal: np.ndarray, spillover: int
 
 
 def model_columns(spillover: int) -> dict[str, list[str]]:
-    """The four nested models: baseline, full (baseline + surprisal at lags 0..spillover), and the lag check's pair."""
+    """The four models: baseline, full (baseline + surprisal at lags 0..spillover), and the lag check's pair
+    (baseline + the word's surprisal + the previous, or the next, word's surprisal).
+
+    The next word's length and frequency stay out of the lag check's baseline on purpose: in self-paced reading the
+    next word is not yet on screen, and on Natural Stories' means they alone raise the held-out log-likelihood by
+    more than any surprisal does, which is the misalignment the check exists to show."""
     baseline = list(BASELINE) + [f"{name}_lag{k}" for k in range(1, spillover + 1) for name in LAGGED_BASELINE]
     return {"baseline": baseline, "full": baseline + [f"surprisal_lag{k}" for k in range(spillover + 1)],
             "previous": baseline + ["surprisal_lag0", "surprisal_lag1"], "next": baseline + ["surprisal_lag0", "surprisal_next"]}
@@ -248,6 +256,12 @@ def unit_bootstrap(values: np.ndarray, units: np.ndarray, n_bootstrap: int, seed
             "per_unit": {str(k): float(v) for k, v in (frame["sum"] / frame["count"]).items()}}
 
 
+def lag_check_fires(lag_ci_low: float, delta_ci_low: float) -> bool:
+    """The lag check's warning (module docstring): the next word's surprisal beats the previous word's (CI above 0)
+    for a surprisal that predicts reading times at all (delta log-likelihood CI above 0). NaN never fires."""
+    return bool(np.isfinite(lag_ci_low) and np.isfinite(delta_ci_low) and lag_ci_low > 0 and delta_ci_low > 0)
+
+
 # ----------------------------------------------------------------------------------------------- the protocol
 def reading_regression(stimuli: pd.DataFrame, surprisal: np.ndarray, rts: np.ndarray, keep: np.ndarray | None = None,
                        subjects=None, options: dict | None = None) -> dict:
@@ -287,7 +301,7 @@ def reading_regression(stimuli: pd.DataFrame, surprisal: np.ndarray, rts: np.nda
         coefficients[str(k)] = {"coef": float(full.params[i]), "ci_low": float(full.params[i] - Z95 * full.bse[i]),
                                 "ci_high": float(full.params[i] + Z95 * full.bse[i]), "z": float(full.params[i] / full.bse[i])}
     peak = max(coefficients, key=lambda k: coefficients[k]["z"] if np.isfinite(coefficients[k]["z"]) else -np.inf)
-    fires = bool(lag["mean"] > 0 and lag["ci_low"] > 0)
+    fires = bool(lag_check_fires(lag["ci_low"], delta["ci_low"]))
     return {**base, "applicable": True, "n_folds": int(folds.max() + 1), "ci_across": unit_kind,
             "n_subjects": int(frame["subject"].nunique()),
             "delta_loglik": delta["mean"], "delta_loglik_ci": [delta["ci_low"], delta["ci_high"]],

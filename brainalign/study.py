@@ -15,6 +15,7 @@ import pandas as pd
 
 from brainalign.config import models_table
 from brainalign.io import atomic_path, write_table
+from brainalign.reading_regression import lag_check_fires
 from brainalign.tables import headline_scores, read_tidy
 
 
@@ -54,8 +55,9 @@ def _with_ci(value, low, high, digits: int = 3) -> str:
 def reading_behaviour_table(tidy: pd.DataFrame, untrained=()) -> tuple[pd.DataFrame, list[str]]:
     """Per model x reading dataset, the paper's r beside the reading-regression protocol (delta log-likelihood with
     its CI, surprisal coefficient, spillover profile, lag check) and perplexity per word, untrained controls
-    marked; and one warning per model x dataset whose lag check fired (its CI above 0: the next word's surprisal
-    predicts reading times better than the previous word's, so the reading times look shifted against the words).
+    marked; and one warning per model x dataset whose lag check fired (``reading_regression.lag_check_fires``: the
+    next word's surprisal predicts reading times better than the previous word's, so the reading times look shifted
+    against the words).
     Only rows of the tidy table: the report needs no other file."""
     behaviour = tidy[tidy["kind"] == "behaviour"]
     if behaviour.empty:
@@ -69,8 +71,8 @@ def reading_behaviour_table(tidy: pd.DataFrame, untrained=()) -> tuple[pd.DataFr
             return "" if r is None else _with_ci(r.raw_r, r.ci_low, r.ci_high, digits)
 
         lags = sorted(m for m, p in cell if p == READING_PROTOCOL and m.startswith("surprisal_coef_lag"))
-        check = cell.get(("lag_check", READING_PROTOCOL))
-        fired = check is not None and pd.notna(check.ci_low) and check.ci_low > 0
+        check, delta = cell.get(("lag_check", READING_PROTOCOL)), cell.get(("delta_loglik", READING_PROTOCOL))
+        fired = check is not None and delta is not None and lag_check_fires(check.ci_low, delta.ci_low)
         if fired:
             warnings.append(f"{model} on {dataset}: the next word's surprisal predicts reading times better than the "
                             f"previous word's (lag check {check.raw_r:.4f} nats, CI [{check.ci_low:.4f}, {check.ci_high:.4f}]): "

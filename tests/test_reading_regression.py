@@ -84,6 +84,7 @@ def test_surprisal_that_only_re_encodes_length_gets_no_delta_loglik(vocabulary):
     result = reading_regression(stimuli, surprisal, rts, options=OPTIONS)
     assert abs(result["delta_loglik"]) < 0.003, result["delta_loglik"]
     assert result["delta_loglik_ci"][0] < 0.003
+    assert not result["lag_check_fires"]  # a surprisal that predicts nothing tests no alignment
     planted = reading_regression(*synthetic(vocabulary), options=OPTIONS)
     assert planted["delta_loglik"] > 30 * abs(result["delta_loglik"])
 
@@ -200,3 +201,5 @@ def test_report_table_shows_both_protocols_and_warns_when_the_lag_check_fires():
     assert table["spillover coefs (ms/bit)"].iloc[0] == "lag 1: 2.00"
     assert table["lag check"].tolist() == ["ok", "WARNING: fires"]
     assert len(warnings) == 1 and warnings[0].startswith("lm-untrained on ns: the next word's surprisal")
+    no_effect = tidy_frame(rows).assign(ci_low=lambda t: np.where(t["metric"] == "delta_loglik", -0.001, t["ci_low"]))
+    assert reading_behaviour_table(no_effect)[1] == []  # the check needs a surprisal that predicts at all
