@@ -189,30 +189,43 @@ def _design(frame: pd.DataFrame, columns) -> np.ndarray:
     return np.column_stack([np.ones(len(frame)), frame[list(columns)].to_numpy(dtype=float)])
 
 
+def independent_columns(design: np.ndarray) -> list[int]:
+    """Indices of a full-rank subset of the design's columns, in order (the intercept first): a column that is
+    constant or an exact linear combination of earlier ones (a surprisal that is exactly a function of length, a
+    word list without frequencies) is left out. MixedLM cannot fit a rank-deficient design."""
+    keep = [0]
+    for j in range(1, design.shape[1]):
+        if np.linalg.matrix_rank(design[:, keep + [j]]) == len(keep) + 1:
+            keep.append(j)
+    return keep
+
+
 def fit_regression(frame: pd.DataFrame, columns, mixed: bool) -> Fit:
     """Maximum-likelihood fit of rt ~ 1 + columns: ``statsmodels`` MixedLM with a random intercept per ``subject``
-    (``mixed``) or OLS. ML, not REML: REML likelihoods of models with different fixed effects do not compare."""
+    (``mixed``) or OLS. ML, not REML: REML likelihoods of models with different fixed effects do not compare.
+    Columns left out by ``independent_columns`` get coefficient 0 and standard error NaN."""
     import statsmodels.api as sm
 
     columns = list(columns)
     y = frame["rt"].to_numpy(dtype=float)
     design = _design(frame, columns)
+    used = independent_columns(design)
+    params, bse = np.zeros(design.shape[1]), np.full(design.shape[1], np.nan)
     if not mixed:
-        result = sm.OLS(y, design).fit()
-        return Fit(columns, np.asarray(result.params), np.asarray(result.bse), float(result.ssr / result.nobs),
-                   float(result.llf), mixed=False)
+        result = sm.OLS(y, design[:, used]).fit()
+        params[used], bse[used] = np.asarray(result.params), np.asarray(result.bse)
+        return Fit(columns, params, bse, float(result.ssr / result.nobs), float(result.llf), mixed=False)
     groups = frame["subject"].to_numpy()
     with warnings.catch_warnings():  # statsmodels warns when its first optimiser fails and it retries another
         warnings.simplefilter("ignore")
-        result = sm.MixedLM(y, design, groups=groups).fit(reml=False)
-    converged = bool(result.converged)
-    k = design.shape[1]
+        result = sm.MixedLM(y, design[:, used], groups=groups).fit(reml=False)
+    params[used], bse[used] = np.asarray(result.fe_params), np.asarray(result.bse)[:len(used)]
     try:
         intercepts = {g: float(np.asarray(v)[0]) for g, v in result.random_effects.items()}
     except ValueError:  # a zero reader variance: every reader at the population intercept
         intercepts = {}
-    return Fit(columns, np.asarray(result.fe_params), np.asarray(result.bse)[:k], float(result.scale), float(result.llf),
-               mixed=True, converged=converged, intercepts=intercepts)
+    return Fit(columns, params, bse, float(result.scale), float(result.llf), mixed=True, converged=bool(result.converged),
+               intercepts=intercepts)
 
 
 # ----------------------------------------------------------------------------------------------- cross-validation

@@ -96,8 +96,8 @@ def _reading_section(tidy: pd.DataFrame, untrained) -> list[str]:
              "<p>The paper's protocol correlates surprisal with reading times, which rewards a surprisal that only tracks "
              "word length or frequency. The reading-regression protocol reports the held-out log-likelihood that "
              "surprisal (of the word and the previous ones: spillover) adds to a baseline of length, log frequency and "
-             "position (mixed model per reader where the data have readers, OLS on means otherwise; 95% CI across "
-             "readers or folds); ~0 means nothing beyond length and frequency.</p>"]
+             "position (mixed model per reader where the data have readers, OLS on means otherwise; 95% CI from "
+             "resampling whole readers or folds); ~0 means nothing beyond length and frequency.</p>"]
     parts += [f"<p style='color:#b00'><b>Warning:</b> {html.escape(w)}</p>" for w in warnings]
     return parts + [_table_html(table)]
 
@@ -122,7 +122,8 @@ def write_summary_html(tidy_csv, headline_csv, models_csv, effect_csv, correlati
         f"{html.escape(', '.join(sorted(untrained)) or 'none')}.</p>",
         "<p>Brain scores are raw Pearson r of cross-validated encoding models (best layer, and a nested estimate "
         "whose layer is chosen on training folds only); 'normalised' divides by the dataset's noise ceiling where "
-        "per-subject data allow one. Behaviour scores are Pearson r between per-word surprisal and reading times.</p>",
+        "per-subject data allow one. Behaviour scores are Pearson r between per-word surprisal and reading times, and the "
+        "reading-regression protocol's delta log-likelihood (below).</p>",
         "<h2>Models</h2>",
         _table_html(models[[c for c in ["model", "family", "kind", "trained", "instruction_tuned", "vanilla_base_model", "n_params",
                                         "source", "model_id", "quantization"] if c in models.columns]]),

@@ -126,6 +126,19 @@ def test_log_likelihoods_are_statsmodels_own(vocabulary):
     np.testing.assert_allclose(mixed.loglik_per_observation(frame), expected, rtol=1e-5)
 
 
+def test_a_rank_deficient_design_is_fitted_without_the_redundant_columns():
+    rng = np.random.default_rng(4)
+    frame = pd.DataFrame({"subject": np.repeat(["a", "b", "c", "d"], 100), "x": rng.standard_normal(400), "constant": 1.0})
+    frame["twice_x"] = 2 * frame["x"]
+    frame["rt"] = 300 + 10 * frame["x"] + np.repeat(rng.standard_normal(4) * 20, 100) + 5 * rng.standard_normal(400)
+    for mixed in (False, True):
+        fit = fit_regression(frame, ["x", "constant", "twice_x"], mixed)
+        reduced = fit_regression(frame, ["x"], mixed)
+        assert fit.loglik == pytest.approx(reduced.loglik, rel=1e-8)
+        assert fit.params[1] == pytest.approx(10.0, abs=3.0) and fit.params[2:].tolist() == [0.0, 0.0]
+        assert np.isnan(fit.bse[2:]).all()
+
+
 def test_folds_keep_groups_whole_and_are_seeded():
     groups = np.repeat([f"g{i}" for i in range(12)], 5)
     folds = group_folds(groups, 5, seed=3)
