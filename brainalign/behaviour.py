@@ -486,9 +486,9 @@ def behaviour_scores(surprisal: np.ndarray, dataset, options: dict | None = None
 
 def regression_rows(model: str, dataset: str, result: dict) -> list[dict]:
     """Tidy rows of the reading-regression protocol (none when it was off or not applicable): ``delta_loglik``
-    (held-out nats per observation, CI across readers or folds), ``surprisal_coef`` and ``surprisal_coef_lag{k}``
-    (ms per bit, Wald CI: the spillover profile) and ``lag_check`` (next minus previous word's surprisal, held-out
-    nats per observation; an interval above 0 is the misalignment warning)."""
+    (held-out nats per observation, CI from resampling whole readers or folds), ``surprisal_coef`` and
+    ``surprisal_coef_lag{k}`` (ms per bit, Wald CI: the spillover profile) and ``lag_check`` (next minus previous
+    word's surprisal, held-out nats per observation; ``reading_regression.lag_check_fires`` says when it warns)."""
     from brainalign.tables import tidy_row
 
     if not result.get("applicable"):
