@@ -43,6 +43,11 @@ Scores (``behaviour_score_file``), one tidy row each:
   RandomState(seed), |r| between the half means over all words, Spearman-Brown, median). ``normalised`` = |r| /
   ceiling is the number the paper's Tab. 9 reports (not clipped to 1 here).
 * ``perplexity`` / ``default``: per-token perplexity of the scored tokens (causal readings only).
+* ``perplexity_per_word`` / ``default``: 2 ** (mean surprisal in bits over the scored words): per word, so it
+  compares across tokenizers (causal readings only).
+* ``reading-regression`` (``regression: true``, on the headline measure, over the ``default`` protocol's kept
+  words): ``delta_loglik``, ``surprisal_coef``, ``surprisal_coef_lag{k}``, ``lag_check`` from
+  :mod:`brainalign.reading_regression` (delta log-likelihood over a length/frequency/position baseline, held out).
 
 Joining words, the token -> word rule, BOS detection and window planning live in :mod:`brainalign.alignment`.
 """
@@ -63,11 +68,13 @@ from brainalign.alignment import plan_windows, prefix_ids, token_word_index, wor
 from brainalign.correlation import pearson, split_half_r
 from brainalign.errors import BrainalignError
 from brainalign.io import write_json, write_table
+from brainalign.reading_regression import reading_regression
 
 log = logging.getLogger("brainalign.behaviour")
 
 LN2 = math.log(2.0)
 DEFAULT_EXCLUSIONS = ("missing_surprisal", "first_in_sentence", "last_in_sentence", "attached_punctuation", "rt_outliers")
+REGRESSION_PROTOCOL = "reading-regression"
 HEADLINE_MEASURE = {"naturalstories": "rt_mean", "futrell2018": "rt", "frank2013": "first_pass"}  # futrell2018: per-reader RTs, one measure
 
 
@@ -477,12 +484,35 @@ def behaviour_scores(surprisal: np.ndarray, dataset, options: dict | None = None
         else:
             entry["ceiling"] = dataset.meta.get("published_ceiling")
         details["measures"][m] = entry
+        if m == measure and options.get("regression", True):
+            details["reading_regression"] = dict(
+                reading_regression(stimuli, surprisal, dataset.responses[:, :, j].astype(float), keep, dataset.subjects, options),
+                measure=m)
     return details
 
 
+def regression_rows(model: str, dataset: str, result: dict) -> list[dict]:
+    """Tidy rows of the reading-regression protocol (none when it was off or not applicable): ``delta_loglik``
+    (held-out nats per observation, CI from resampling whole readers or folds), ``surprisal_coef`` and
+    ``surprisal_coef_lag{k}`` (ms per bit, Wald CI: the spillover profile) and ``lag_check`` (next minus previous
+    word's surprisal, held-out nats per observation; ``reading_regression.lag_check_fires`` says when it warns)."""
+    from brainalign.tables import tidy_row
+
+    if not result.get("applicable"):
+        return []
+    n, protocol = result["n_observations"], REGRESSION_PROTOCOL
+    rows = [tidy_row(model, dataset, "behaviour", "delta_loglik", protocol, result["delta_loglik"], ci=result["delta_loglik_ci"], n=n)]
+    for lag, entry in result["spillover_profile"].items():
+        metric = "surprisal_coef" if lag == "0" else f"surprisal_coef_lag{lag}"
+        rows.append(tidy_row(model, dataset, "behaviour", metric, protocol, entry["coef"], ci=(entry["ci_low"], entry["ci_high"]), n=n))
+    rows.append(tidy_row(model, dataset, "behaviour", "lag_check", protocol, result["lag_check"], ci=result["lag_check_ci"], n=n))
+    return rows
+
+
 def behaviour_score_file(surprisal_path, dataset_dir, out_csv, model: str, dataset: str, options: dict | None = None):
-    """Step of rule behaviour: tidy rows (surprisal_r default + brainscore-2023, perplexity for causal readings) +
-    details JSON (every statistic, both ceilings, the surprisal reading)."""
+    """Step of rule behaviour: tidy rows (surprisal_r default + brainscore-2023, the reading-regression rows,
+    perplexity per token and per word for causal readings) + details JSON (every statistic, both ceilings, the
+    regression's folds and fits, the surprisal reading)."""
     from brainalign.datasets.base import load_prepared
     from brainalign.tables import tidy_frame, tidy_row
 
@@ -499,13 +529,21 @@ def behaviour_score_file(surprisal_path, dataset_dir, out_csv, model: str, datas
         details["applicable"] = True
         details["reading"] = reading = summary.get("reading") or "causal"
         entry = details["measures"][details["headline_measure"]]
+        regression = details.get("reading_regression") or {}
+        if regression.get("lag_check_fires"):
+            log.warning("%s on %s: lag check fires: %s (%s)", model, dataset, regression["lag_check_note"], regression["measure"])
         # tidy_row: a non-positive or missing ceiling gives normalised NaN
         rows.append(tidy_row(model, dataset, "behaviour", "surprisal_r", "default", entry["r"], ceiling=entry.get("ceiling"),
                              ci=(entry["ci_low"], entry["ci_high"]), n=entry["n"]))
         rows.append(tidy_row(model, dataset, "behaviour", "surprisal_r", "brainscore-2023", entry["brainscore_abs_r"],
                              ceiling=entry["brainscore_ceiling"], n=entry["brainscore_n"]))
+        rows += regression_rows(model, dataset, details.get("reading_regression") or {})
         if reading == "causal":  # the t5-paper reading's token losses are no perplexity (module docstring)
             rows.append(tidy_row(model, dataset, "behaviour", "perplexity", "default", summary["perplexity"], n=summary["n_tokens"]))
+            bits = table["surprisal_bits"].to_numpy(dtype=float)
+            scored = np.isfinite(bits)
+            rows.append(tidy_row(model, dataset, "behaviour", "perplexity_per_word", "default", float(2 ** bits[scored].mean()),
+                                 n=int(scored.sum())))
     frame = tidy_frame(rows)
     write_table(frame, out_csv)
     write_json(details, Path(out_csv).with_suffix(".json"))

@@ -245,6 +245,10 @@ class BehaviourOptions(StageOptions):
     window_batch_size: int
     n_bootstrap: int
     exclusions: tuple[str, ...] | None = None
+    regression: bool
+    regression_folds: int
+    regression_spillover: int
+    regression_language: str
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,6 +19,7 @@ import pandas as pd
 
 from brainalign.config import models_table
 from brainalign.io import atomic_path, software_versions, write_table
+from brainalign.reading_regression import lag_check_fires
 from brainalign.tables import headline_scores, read_tidy
 
 
@@ -178,6 +179,66 @@ def _warnings_in_logs(logs_dir) -> dict[str, list[str]]:
     return found
 
 
+READING_PROTOCOL = "reading-regression"
+
+
+def _with_ci(value, low, high, digits: int = 3) -> str:
+    if pd.isna(value):
+        return ""
+    text = f"{value:.{digits}f}"
+    return text + (f" [{low:.{digits}f}, {high:.{digits}f}]" if pd.notna(low) and pd.notna(high) else "")
+
+
+def reading_behaviour_table(tidy: pd.DataFrame, untrained=()) -> tuple[pd.DataFrame, list[str]]:
+    """Per model x reading dataset, the paper's r beside the reading-regression protocol (delta log-likelihood with
+    its CI, surprisal coefficient, spillover profile, lag check) and perplexity per word, untrained controls
+    marked; and one warning per model x dataset whose lag check fired (``reading_regression.lag_check_fires``: the
+    next word's surprisal predicts reading times better than the previous word's, so the reading times look shifted
+    against the words).
+    Only rows of the tidy table: the report needs no other file."""
+    behaviour = tidy[tidy["kind"] == "behaviour"]
+    if behaviour.empty:
+        return pd.DataFrame(), []
+    rows, warnings = [], []
+    for (model, dataset), part in behaviour.groupby(["model", "dataset"], sort=True):
+        cell = {(r.metric, r.protocol): r for r in part.itertuples(index=False)}
+
+        def shown(metric, protocol, digits=3, cell=cell):
+            r = cell.get((metric, protocol))
+            return "" if r is None else _with_ci(r.raw_r, r.ci_low, r.ci_high, digits)
+
+        lags = sorted(m for m, p in cell if p == READING_PROTOCOL and m.startswith("surprisal_coef_lag"))
+        check, delta = cell.get(("lag_check", READING_PROTOCOL)), cell.get(("delta_loglik", READING_PROTOCOL))
+        fired = check is not None and delta is not None and lag_check_fires(check.ci_low, delta.ci_low)
+        if fired:
+            warnings.append(f"{model} on {dataset}: the next word's surprisal predicts reading times better than the "
+                            f"previous word's (lag check {check.raw_r:.4f} nats, CI [{check.ci_low:.4f}, {check.ci_high:.4f}]): "
+                            "the reading times look shifted by one word against the text")
+        rows.append({"model": model + (" (untrained)" if model in set(untrained) else ""), "dataset": dataset,
+                     "r (default)": shown("surprisal_r", "default"), "|r| (brainscore-2023)": shown("surprisal_r", "brainscore-2023"),
+                     "delta log-lik (nats/obs)": shown("delta_loglik", READING_PROTOCOL, 4),
+                     "surprisal coef (ms/bit)": shown("surprisal_coef", READING_PROTOCOL, 2),
+                     "spillover coefs (ms/bit)": ", ".join(
+                         f"lag {m.removeprefix('surprisal_coef_lag')}: {cell[(m, READING_PROTOCOL)].raw_r:.2f}" for m in lags),
+                     "perplexity/word": shown("perplexity_per_word", "default", 1),
+                     "lag check": "" if check is None else ("WARNING: fires" if fired else "ok")})
+    return pd.DataFrame(rows), warnings
+
+
+def _reading_section(tidy: pd.DataFrame, untrained) -> list[str]:
+    table, warnings = reading_behaviour_table(tidy, untrained)
+    if table.empty:
+        return []
+    parts = ["<h2>Reading behaviour: the paper's r and delta log-likelihood</h2>",
+             "<p>The paper's protocol correlates surprisal with reading times, which rewards a surprisal that only tracks "
+             "word length or frequency. The reading-regression protocol reports the held-out log-likelihood that "
+             "surprisal (of the word and the previous ones: spillover) adds to a baseline of length, log frequency and "
+             "position (mixed model per reader where the data have readers, OLS on means otherwise; 95% CI from "
+             "resampling whole readers or folds); ~0 means nothing beyond length and frequency.</p>"]
+    parts += [f"<p style='color:#b00'><b>Warning:</b> {html.escape(w)}</p>" for w in warnings]
+    return parts + [_table_html(table)]
+
+
 def caveats(tidy: pd.DataFrame, headline: pd.DataFrame, effect: pd.DataFrame, results_dir=None, logs_dir=None) -> list[str]:
     """What the run itself says to read with care (HTML-escaped list items): headline CIs that include zero,
     near-zero layers, normalised scores above 1, the leaky brainscore-2023 protocol on time-series datasets, a
@@ -213,6 +274,7 @@ def caveats(tidy: pd.DataFrame, headline: pd.DataFrame, effect: pd.DataFrame, re
                     items.append(f"{html.escape(path.parent.name)} on {html.escape(path.stem)} ({html.escape(measure)}): "
                                  f"surprisal predicts reading times best at lag {html.escape(str(entry['best_lag']))}, "
                                  "not 0: check the word alignment of the reading times.")
+    items += [html.escape(warning) for warning in reading_behaviour_table(tidy)[1]]  # the reading-regression lag check
     small = effect[(effect["n_pairs"] > 0) & (effect["n_pairs"] < 6)]
     if len(small):
         n = int(small["n_pairs"].min())
@@ -313,6 +375,8 @@ def write_summary_html(tidy_csv, headline_csv, models_csv, effect_csv, correlati
         "bootstrap 95% CI over pairs, relative change (derived - base) / |base|, and a two-sided sign-flip permutation "
         "p-value of the relative change.</p>",
         _table_html(_effect_table(effect)),
+        "</section><section id='reading'>",
+        *_reading_section(tidy, untrained),
         "</section><section id='caveats'><h2>Caveats this run detected</h2>",
     ]
     found = caveats(tidy, headline, effect, results_dir, logs_dir)
