@@ -287,3 +287,19 @@ def test_layer_with_few_distinct_rows_is_flagged(caplog):
     with caplog.at_level("WARNING", logger="brainalign.encoding"):
         ordinary = fit_layer(rng.standard_normal((n, 8)), dataset, options)
     assert ordinary["distinct_feature_rows"] == n and "distinct feature rows" not in caplog.text
+
+
+def test_grouped_folds_are_computed_once_per_job_and_read_only():
+    """Every layer of a job asks for the same folds: the second call hands out the first call's arrays (read-only, so
+    no caller can change another's folds); string groups are keyed by content, not by object identity."""
+    groups = np.array([f"passage{i // 4}" for i in range(40)], dtype=object)
+    first = grouped_folds(groups, 5, seed=3)
+    again = grouped_folds(np.array([f"passage{i // 4}" for i in range(40)], dtype=object), 5, seed=3)
+    assert all(a[0] is b[0] and a[1] is b[1] for a, b in zip(first, again))
+    assert not first[0][0].flags.writeable
+    other = grouped_folds(groups, 5, seed=4)
+    assert any(not np.array_equal(a[1], b[1]) for a, b in zip(first, other))
+    from sklearn.model_selection import GroupKFold
+
+    expected = list(GroupKFold(n_splits=5, shuffle=True, random_state=3).split(np.zeros(40), groups=groups))
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(first, expected))

@@ -63,7 +63,9 @@ class _TorchOps(_NumpyOps):
         return self.torch.as_tensor(a, dtype=None if dtype is None else self.dtype(dtype), device=self.device)
 
     def index(self, i):
-        return i if isinstance(i, slice) else self.torch.as_tensor(i, device=self.device)
+        if isinstance(i, slice):
+            return i
+        return self.torch.as_tensor(i.copy() if isinstance(i, np.ndarray) and not i.flags.writeable else i, device=self.device)
 
     def eigh(self, a):
         return self.torch.linalg.eigh(a)

@@ -15,13 +15,32 @@ import numpy as np
 from brainalign.errors import BrainalignError
 
 
+_FOLD_CACHE: dict = {}
+_FOLD_CACHE_SIZE = 256
+
+
 def grouped_folds(groups: np.ndarray, n_folds: int, seed: int):
     """K folds of whole groups (passages/stories), group order shuffled with ``seed``.
 
     The same folds as sklearn's ``GroupKFold(n_splits, shuffle=True, random_state=seed)`` (tested), written out
-    because importing sklearn costs more than a second in each of a run's hundreds of encoding jobs.
+    because importing sklearn costs more than a second in each of a run's hundreds of encoding jobs. Every layer of
+    a job asks for the same folds (outer, and inner per outer fold): they are computed once per job and handed
+    out read-only.
     """
     groups = np.asarray(groups)
+    content = groups.astype(str) if groups.dtype == object else groups  # an object array's bytes are pointers
+    key = (content.dtype.str, content.shape, content.tobytes(), int(n_folds), int(seed))
+    if key not in _FOLD_CACHE:
+        if len(_FOLD_CACHE) >= _FOLD_CACHE_SIZE:
+            _FOLD_CACHE.pop(next(iter(_FOLD_CACHE)))
+        folds = _grouped_folds(groups, n_folds, seed)
+        for train, test in folds:
+            train.flags.writeable = test.flags.writeable = False
+        _FOLD_CACHE[key] = folds
+    return list(_FOLD_CACHE[key])
+
+
+def _grouped_folds(groups: np.ndarray, n_folds: int, seed: int):
     unique_groups = np.unique(groups)
     if len(unique_groups) < 2:
         raise BrainalignError(f"grouped cross-validation needs at least 2 groups, got {len(unique_groups)}")
