@@ -14,7 +14,6 @@ import numpy as np
 
 from brainalign.errors import BrainalignError
 
-
 _FOLD_CACHE: dict = {}
 _FOLD_CACHE_SIZE = 256
 
