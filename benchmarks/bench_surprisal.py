@@ -132,6 +132,7 @@ def main(argv=None):
     lines = [f"# Surprisal: ours vs plain forward passes ({args.model_name}, Natural Stories)", "",
              f"{datetime.date.today().isoformat()}; `OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')} "
              f".venv/bin/python benchmarks/bench_surprisal.py --model-name {args.model_name}"
+             + (f" --n-stories {args.n_stories}" if args.n_stories != 10 else "")
              + "".join(f" --max-context-tokens {w}" for w in (args.max_context_tokens or [])) + "`", "",
              f"{len(story_ids)} stories, {n_tokens:,} tokens; load average {load_start:.1f} at start, {load_end:.1f} at end; "
              f"median of {args.repeats} run(s). Bare story (one forward pass per story, every position's logits): "
