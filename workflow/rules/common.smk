@@ -87,14 +87,17 @@ def dataset_spec(wildcards):
     return DATASETS[wildcards.dataset]
 
 
-def encoding_parts(wildcards):
+def layer_parts(dataset):
     """How many jobs share one model x dataset's layers (encoding.layer_parts, per dataset overridable)."""
-    return int(dataset_encoding_options(wildcards).get("layer_parts", 1))
+    return int(brainalign_options.dataset_encoding_options(config, dataset).get("layer_parts", 1))
+
+
+def encoding_parts(wildcards):
+    return layer_parts(wildcards.dataset)
 
 
 def part_folders(model, dataset):
-    parts = int(brainalign_options.dataset_encoding_options(config, dataset).get("layer_parts", 1))
-    return [f"{RESULTS}/encoding/{model}/{dataset}/part{part}" for part in range(parts)]
+    return [f"{RESULTS}/encoding/{model}/{dataset}/part{part}" for part in range(layer_parts(dataset))]
 
 
 def model_part_folders(wildcards):
