@@ -90,6 +90,7 @@ def check_semantics(config: dict, known_adapters: dict | None = None) -> None:
         delta_base = model.get("delta_of")
         if delta_base is not None and config["models"][names[delta_base]]["source"] == "untrained":
             raise ConfigError(f"config.models[{i}].delta_of: {delta_base!r} is untrained (no stored weights); name a model with weights")
+    _check_extras_layers(config)
     seen: dict[str, int] = {}
     for i, dataset in enumerate(config["datasets"]):
         name = dataset["name"]
@@ -103,6 +104,22 @@ def check_semantics(config: dict, known_adapters: dict | None = None) -> None:
                 f"config.datasets[{i}].adapter: unknown adapter {dataset['adapter']!r} "
                 f"(known: {', '.join(sorted(known_adapters))})"
             )
+
+
+def _check_extras_layers(config: dict) -> None:
+    """``encoding.extras_layers: selected`` keeps the full layer profile of the first protocol only, so that protocol
+    must be the one the headline reads (``analysis.headline.brain_protocol``, or the dataset's entry in
+    ``dataset_protocols``)."""
+    headline = (config.get("analysis") or {}).get("headline") or {}
+    for i, dataset in enumerate(config["datasets"]):
+        options = encoding_options(config, dataset["name"])
+        if options.get("extras_layers", "all") != "selected":
+            continue
+        protocols = options.get("protocols") or ["ridge-grouped", "brainscore-2023"]
+        wanted = (headline.get("dataset_protocols") or {}).get(dataset["name"], headline.get("brain_protocol", "ridge-grouped"))
+        if protocols[0] != wanted:
+            raise ConfigError(f"config.encoding.extras_layers: selected needs the headline protocol {wanted!r} first in "
+                              f"encoding.protocols for dataset {dataset['name']!r} (datasets[{i}]), got {protocols[0]!r}")
 
 
 def _check_encoding_override(config: dict, index: int, override: dict) -> None:

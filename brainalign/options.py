@@ -222,6 +222,7 @@ class EncodingOptions(StageOptions):
     skip_first_words: int
     trim_run_edges: tuple[int, ...]
     layer_parts: int
+    extras_layers: str
 
 
 @dataclass(frozen=True, kw_only=True)

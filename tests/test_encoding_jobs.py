@@ -91,3 +91,50 @@ def test_a_killed_job_resumes_from_its_finished_layers(shard_and_dataset, tmp_pa
     refits.clear()
     fit_layers_file(shard, dataset, tmp_path / "part0", {**OPTIONS, "seed": 1}, progress=False)
     assert len(refits) == len(LAYERS)
+
+
+def test_extras_at_selected_layers_equal_the_full_run_there(shard_and_dataset, tmp_path):
+    """encoding.extras_layers: selected: the first protocol at every layer as before; the second protocol, RSA and
+    CKA only at its best and nested layers, with the values the full run gives there; their rows are those layers'."""
+    from brainalign.encoding.layers import layer_metric, selected_layers
+
+    shard, dataset = shard_and_dataset
+    ceiling = tmp_path / "ceiling.json"
+    ceiling.write_text(json.dumps({"ceiling": 0.5}))
+    fit_layers_file(shard, dataset, tmp_path / "all", OPTIONS, progress=False)
+    selected_options = {**OPTIONS, "extras_layers": "selected"}
+    fit_layers_file(shard, dataset, tmp_path / "selected", selected_options, progress=False)
+    full = {layer: json.loads((tmp_path / "all" / f"{layer}.json").read_text()) for layer in LAYERS}
+    fast = {layer: json.loads((tmp_path / "selected" / f"{layer}.json").read_text()) for layer in LAYERS}
+    chosen = selected_layers(full, LAYERS, layer_metric("ridge-grouped"))
+    # the best layer and each outer fold's training-chosen layer, from the full run's numbers
+    best = LAYERS[int(np.argmax([full[layer]["protocols"]["ridge-grouped"]["score"] for layer in LAYERS]))]
+    nested = {LAYERS[int(np.argmax([full[layer]["protocols"]["ridge-grouped"]["inner_scores"][k] for layer in LAYERS]))]
+              for k in range(OPTIONS.get("n_folds", 5))}
+    assert set(chosen) == {best} | nested and 0 < len(chosen) < len(LAYERS)
+    for layer in LAYERS:
+        assert fast[layer]["protocols"]["ridge-grouped"] == full[layer]["protocols"]["ridge-grouped"]
+        if layer in chosen:
+            assert fast[layer]["protocols"]["brainscore-2023"] == full[layer]["protocols"]["brainscore-2023"]
+            assert fast[layer]["rsa"] == full[layer]["rsa"] and fast[layer]["cka"] == full[layer]["cka"]
+        else:
+            assert set(fast[layer]["protocols"]) == {"ridge-grouped"} and "rsa" not in fast[layer] and "cka" not in fast[layer]
+    rows = score_layers_file([tmp_path / "selected"], ceiling, tmp_path / "selected.csv", "m", "toy", LAYERS)
+    reference = score_layers_file([tmp_path / "all"], ceiling, tmp_path / "all.csv", "m", "toy", LAYERS)
+    first = rows[rows["protocol"] == "ridge-grouped"].reset_index(drop=True)
+    pd.testing.assert_frame_equal(first, reference[reference["protocol"] == "ridge-grouped"].reset_index(drop=True))
+    extras = rows[rows["protocol"] != "ridge-grouped"]
+    assert set(extras["selection"]) == {"layer"} and set(extras["layer"]) == set(chosen)
+    assert sorted(extras["metric"].unique()) == ["cka", "linear", "rsa"]
+
+
+def test_extras_at_selected_layers_need_the_headline_protocol_first(tmp_path):
+    from brainalign.config import ConfigError, check_semantics
+
+    config = {"models": [], "datasets": [{"name": "d", "adapter": "tuckute2024"}],
+              "encoding": {"extras_layers": "selected", "protocols": ["ridge-grouped", "brainscore-2023"]},
+              "analysis": {"headline": {"brain_protocol": "brainscore-2023"}}}
+    with pytest.raises(ConfigError, match="extras_layers: selected needs the headline protocol 'brainscore-2023' first"):
+        check_semantics(config)
+    config["encoding"]["protocols"] = ["brainscore-2023", "ridge-grouped"]
+    check_semantics(config)

@@ -94,16 +94,21 @@ class LayerMetric:
     def stored(self, result: dict):
         return result[self.section][self.name] if self.section else result[self.name]
 
+    def has(self, result: dict) -> bool:
+        return self.name in (result.get(self.section, {}) if self.section else result)
+
 
 def protocol_rows(metric: LayerMetric, profile: LayerProfile) -> list[dict]:
     """Each layer's score, the best layer's, and the nested estimate: in each outer fold the layer with the best
     training-only score, its test score (mean over folds; the row names the layer chosen most often)."""
-    layer_names, ceiling = profile.layer_names, profile.ceiling
+    layer_names, ceiling = computed_layers(metric, profile), profile.ceiling
     rows, scores = [], []
     for name in layer_names:
         p = metric.stored(profile.by_layer[name])
         scores.append(p["score"])
         rows.append(profile.row("linear", metric.name, "layer", name, p["score"], ceiling, (p["ci_low"], p["ci_high"]), p["n"]))
+    if layer_names != profile.layer_names:  # an extra computed at the selected layers only: no best or nested of its own
+        return rows
     best = layer_names[int(np.nanargmax(scores))]
     p = metric.stored(profile.by_layer[best])
     rows.append(profile.row("linear", metric.name, "best", best, p["score"], ceiling, (p["ci_low"], p["ci_high"]), p["n"]))
@@ -118,12 +123,20 @@ def protocol_rows(metric: LayerMetric, profile: LayerProfile) -> list[dict]:
     return rows
 
 
+def computed_layers(metric: LayerMetric, profile: LayerProfile) -> list[str]:
+    """The layers (model order) whose result holds ``metric``: all of them, or with ``encoding.extras_layers:
+    selected`` the layers :func:`selected_layers` chose for a metric other than the first protocol."""
+    return [name for name in profile.layer_names if metric.has(profile.by_layer[name])]
+
+
 def similarity_rows(metric: LayerMetric, profile: LayerProfile) -> list[dict]:
     """Each layer's value and the best layer's (no ceiling: these are not correlations with the responses)."""
-    layer_names, by_layer = profile.layer_names, profile.by_layer
+    layer_names, by_layer = computed_layers(metric, profile), profile.by_layer
     values = [metric.stored(by_layer[name]) for name in layer_names]
     rows = [profile.row(metric.name, "", "layer", name, value, n=by_layer[name]["n_samples"])
             for name, value in zip(layer_names, values)]
+    if layer_names != profile.layer_names:  # computed at the selected layers only (encoding.extras_layers)
+        return rows
     best = layer_names[int(np.nanargmax(values))]
     rows.append(profile.row(metric.name, "", "best", best, metric.stored(by_layer[best]), n=by_layer[best]["n_samples"]))
     return rows
@@ -181,28 +194,34 @@ def selected_metrics(options: dict) -> list[LayerMetric]:
     return protocols + others
 
 
-def stored_metrics(result: dict) -> list[LayerMetric]:
-    """The metrics one layer result holds, in row order: its protocols as stored, then the other registered ones."""
-    return ([layer_metric(name) for name in result["protocols"]]
-            + [m for m in LAYER_METRICS.values() if m.section is None and m.name in result])
+def stored_metrics(*results: dict) -> list[LayerMetric]:
+    """The metrics the layer results hold (any of them), in row order: the protocols as stored, then the other
+    registered ones."""
+    protocols = list(dict.fromkeys(name for result in results for name in result["protocols"]))
+    return ([layer_metric(name) for name in protocols]
+            + [m for m in LAYER_METRICS.values() if m.section is None and any(m.name in result for result in results)])
 
 
 # ----------------------------------------------------------------------------------------------- steps
-def fit_layer(features: np.ndarray, dataset, options: dict | None = None) -> dict:
-    """Every selected layer metric (protocols, RSA, CKA) for one layer's features against a prepared dataset."""
+def fit_layer(features: np.ndarray, dataset, options: dict | None = None, metrics: list[LayerMetric] | None = None,
+              result: dict | None = None) -> dict:
+    """Every selected layer metric (protocols, RSA, CKA) for one layer's features against a prepared dataset; or
+    only ``metrics``, added to an earlier ``result`` of the same layer when one is given."""
     options = dict(options or {})
-    y, names, excluded = responses_matrix(dataset)
     features = np.asarray(features, dtype=np.float64)
+    metrics = metrics or selected_metrics(options)
     x, groups, overrides = layer_design(features, dataset, options)
-    result = {"n_samples": int(len(x)), "n_features": int(x.shape[1]), "n_neuroids": len(names), "neuroids": names,
-              "excluded_neuroids": excluded, "protocols": {}, "options": dict(sorted(options.items())),
-              **{k: v for k, v in overrides.items() if k != "blocks"}}
-    result["distinct_feature_rows"] = distinct = int(len(np.unique(x, axis=0)))
-    if distinct < max(10, len(x) // 10):
-        log.warning("only %d distinct feature rows among %d samples (e.g. a token-embedding layer read out at the same "
-                    "final token of every stimulus): its scores rest on near-ties between penalties, read them as chance",
-                    distinct, len(x))
-    metrics = selected_metrics(options)
+    if result is None:
+        _, names, excluded = responses_matrix(dataset)
+        result = {"n_samples": int(len(x)), "n_features": int(x.shape[1]), "n_neuroids": len(names), "neuroids": names,
+                  "excluded_neuroids": excluded, "protocols": {}, "options": dict(sorted(options.items())),
+                  **{k: v for k, v in overrides.items() if k != "blocks"}}
+        result["distinct_feature_rows"] = distinct = int(len(np.unique(x, axis=0)))
+        if distinct < max(10, len(x) // 10):
+            log.warning("only %d distinct feature rows among %d samples (e.g. a token-embedding layer read out at the same "
+                        "final token of every stimulus): its scores rest on near-ties between penalties, read them as chance",
+                        distinct, len(x))
+    y, names, _ = responses_matrix(dataset)
     word_level = any(metric.name in PROTOCOLS and PROTOCOLS[metric.name].word_level for metric in metrics)
     layer = LayerInputs(x, y, groups, overrides, options, word_level_design(features, dataset, names) if word_level else None)
     for metric in metrics:
@@ -223,8 +242,8 @@ def fit_layer_file(shard_path, layer: str, dataset_dir, out_path, options: dict 
     return _fit_and_write(read_layer(shard_path, layer), layer, dataset, out_path, options)
 
 
-def _fit_and_write(features, layer: str, dataset, out_path, options) -> dict:
-    result = fit_layer(features, dataset, options)
+def _fit_and_write(features, layer: str, dataset, out_path, options, metrics=None) -> dict:
+    result = fit_layer(features, dataset, options) if metrics is None else fit_layer(features, dataset, options, metrics)
     result["layer"] = layer
     write_json(result, out_path)
     scores = {p: round(v["score"], 4) for p, v in result["protocols"].items()}
@@ -280,12 +299,45 @@ def fit_layers_file(shard_path, dataset_dir, out_dir, options: dict | None = Non
         todo.append(layer)
     from brainalign.progress import progress_bar
 
+    metrics = selected_metrics(options)
+    extras_later = options.get("extras_layers", "all") == "selected" and n_parts == 1 and len(metrics) > 1
     for layer in progress_bar(todo, desc=f"{Path(shard_path).stem} layers", unit="layer", disable=not progress):
-        _fit_and_write(read_layer(shard_path, layer), layer, dataset, partial / layer_file_name(layer), options)
+        _fit_and_write(read_layer(shard_path, layer), layer, dataset, partial / layer_file_name(layer), options,
+                       metrics[:1] if extras_later else None)
+    if extras_later:
+        _add_extras_at_selected_layers(shard_path, dataset, partial, layers, options, metrics)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     partial.rename(out_dir)
     return layers
+
+
+def selected_layers(by_layer: dict[str, dict], layer_names: list[str], metric: LayerMetric) -> list[str]:
+    """The layers a report reads of ``metric`` (a protocol): its best layer and, in each outer fold, the layer with
+    the best training-only score (the nested choice); in model order."""
+    chosen = set()
+    results = [metric.stored(by_layer[name]) for name in layer_names]
+    for values in [[r["score"] for r in results]] + [list(scores) for scores in zip(*(r["inner_scores"] for r in results))]:
+        values = np.asarray(values, dtype=float)
+        if np.isfinite(values).any():
+            chosen.add(layer_names[int(np.nanargmax(values))])
+    return [name for name in layer_names if name in chosen]
+
+
+def _add_extras_at_selected_layers(shard_path, dataset, folder: Path, layers: list[str], options: dict,
+                                   metrics: list[LayerMetric]) -> None:
+    """``encoding.extras_layers: selected``: every metric after the first protocol (the other protocols, RSA, CKA)
+    only at the first protocol's best and nested layers, which is where the report reads them; the others keep
+    the first protocol alone. A layer that already holds a metric (a resumed job) is not refitted."""
+    by_layer = {layer: json.loads((folder / layer_file_name(layer)).read_text()) for layer in layers}
+    for layer in selected_layers(by_layer, layers, metrics[0]):
+        result = by_layer[layer]
+        missing = [metric for metric in metrics[1:] if not metric.has(result)]
+        if missing:
+            fit_layer(read_layer(shard_path, layer), dataset, options, missing, result)
+            result["extras_at"] = f"selected by {metrics[0].name}"
+            write_json(result, folder / layer_file_name(layer))
+            log.info("layer %s: %s added (a selected layer)", layer, ", ".join(metric.name for metric in missing))
 
 
 def read_layer_results(folders) -> dict[str, dict]:
@@ -313,7 +365,7 @@ def score_layers_file(layer_folders: list, ceiling_path, out_csv, model: str, da
     ceiling = float(ceiling) if ceiling else np.nan  # none (or 0): no normalisation
     profile = LayerProfile(model, dataset, list(layer_names), by_layer, ceiling)
     rows = []
-    for metric in stored_metrics(by_layer[layer_names[0]]):
+    for metric in stored_metrics(*(by_layer[name] for name in layer_names)):
         rows.extend(metric.rows(metric, profile))
     table = tidy_frame(rows)
     write_table(table, out_csv)
