@@ -215,9 +215,11 @@ class EncodingOptions(StageOptions):
     device: str
     dtype: str
     similarity: bool
-    delays: tuple[int, ...] | None = None
+    delays: tuple[int, ...]
     downsample: str
     gap: int
+    bootstrap_block: int
+    baseline: bool
     pca_components: int
     skip_first_words: int
     trim_run_edges: tuple[int, ...]

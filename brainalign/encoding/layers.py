@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from brainalign.encoding.baseline import baseline_design, baseline_gain, gain_rows
 from brainalign.encoding.design import layer_design, responses_matrix, word_level_design
 from brainalign.encoding.protocols import PROTOCOLS, cross_validated_score, default_protocols, get_protocol
 from brainalign.errors import BrainalignError
@@ -53,6 +54,7 @@ class LayerInputs:
     overrides: dict         # what the design fixed (``delays``; ``blocks`` for a single run)
     options: dict           # the encoding options
     words: Any = None       # the word-level input (encoding.design.WordLevel) when a selected protocol needs it
+    baseline: Any = None    # a time series' baseline regressors (encoding.baseline.Baseline), else None
 
 
 @dataclass
@@ -146,7 +148,8 @@ def register_layer_metric(name: str, *, rows: Callable = similarity_rows, sectio
 def _score_protocol(name: str, layer: LayerInputs) -> dict:
     """One protocol's cross-validated score of the layer, on the folds the layer's design asks of it."""
     folds, options = get_protocol(name).layer_folds(len(layer.x), layer.overrides, layer.options)
-    return cross_validated_score(layer.x, layer.y, layer.groups, name, options, folds=folds, words=layer.words)
+    return cross_validated_score(layer.x, layer.y, layer.groups, name, options, folds=folds, words=layer.words,
+                                 units=layer.overrides.get("bootstrap_units"))
 
 
 def protocol_metric(name: str) -> LayerMetric:
@@ -173,6 +176,13 @@ def _cka(layer: LayerInputs) -> float:
     return linear_cka(layer.x, layer.y)
 
 
+@register_layer_metric("baseline-gain", rows=gain_rows, switch="baseline")
+def _baseline_gain(layer: LayerInputs) -> dict | None:
+    """Time series only (None elsewhere: not stored): baseline, joint and gain (encoding.baseline)."""
+    return None if layer.baseline is None else baseline_gain(layer.x, layer.y, layer.baseline, layer.groups, layer.overrides,
+                                                             layer.options)
+
+
 def selected_metrics(options: dict) -> list[LayerMetric]:
     """What fit_layer computes: the protocols ``options["protocols"]`` names (default: every registered one not
     opt-in) in that order, then every other registered metric whose switch is not off."""
@@ -196,7 +206,7 @@ def fit_layer(features: np.ndarray, dataset, options: dict | None = None) -> dic
     x, groups, overrides = layer_design(features, dataset, options)
     result = {"n_samples": int(len(x)), "n_features": int(x.shape[1]), "n_neuroids": len(names), "neuroids": names,
               "excluded_neuroids": excluded, "protocols": {}, "options": dict(sorted(options.items())),
-              **{k: v for k, v in overrides.items() if k != "blocks"}}
+              **{k: v for k, v in overrides.items() if k not in ("blocks", "bootstrap_units")}}
     result["distinct_feature_rows"] = distinct = int(len(np.unique(x, axis=0)))
     if distinct < max(10, len(x) // 10):
         log.warning("only %d distinct feature rows among %d samples (e.g. a token-embedding layer read out at the same "
@@ -204,9 +214,14 @@ def fit_layer(features: np.ndarray, dataset, options: dict | None = None) -> dic
                     distinct, len(x))
     metrics = selected_metrics(options)
     word_level = any(metric.name in PROTOCOLS and PROTOCOLS[metric.name].word_level for metric in metrics)
-    layer = LayerInputs(x, y, groups, overrides, options, word_level_design(features, dataset, names) if word_level else None)
+    baseline = (baseline_design(dataset, names, options)
+                if dataset.meta["kind"] == "timeseries" and any(m.name == "baseline-gain" for m in metrics) else None)
+    layer = LayerInputs(x, y, groups, overrides, options, word_level_design(features, dataset, names) if word_level else None,
+                        baseline)
     for metric in metrics:
         value = metric.compute(layer)
+        if value is None:
+            continue
         if metric.section:
             result.setdefault(metric.section, {})[metric.name] = value
         else:
