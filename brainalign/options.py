@@ -189,6 +189,7 @@ class ExtractionOptions(StageOptions):
 
     batch_size: int
     readout: str
+    story_readout: str
     storage_dtype: str
     min_context_tokens: int
     max_context_tokens: int
