@@ -26,7 +26,7 @@ import logging
 
 import numpy as np
 
-from brainalign.correlation import pearson_columns, split_half_r
+from brainalign.correlation import pearson_columns, spearman_brown, split_half_r
 from brainalign.io import write_json
 
 log = logging.getLogger("brainalign.ceiling")
@@ -110,12 +110,6 @@ def subject_reliability(isc, n_subjects: int):
     square = np.clip(isc, 0, None) ** 2
     rho = (square * (m - 1) + np.sqrt(square**2 * (m - 1) ** 2 + 4 * m * square)) / (2 * m)
     return np.where(np.isfinite(isc), np.clip(rho, 0, 1), np.nan)
-
-
-def spearman_brown(rho, k):
-    """Reliability of the mean of ``k`` measurements whose pairwise reliability is ``rho``."""
-    rho = np.asarray(rho, dtype=float)
-    return k * rho / (1 + (k - 1) * rho)
 
 
 def leave_one_out_isc(responses: np.ndarray) -> np.ndarray:
