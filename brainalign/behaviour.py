@@ -15,6 +15,8 @@ A stream longer than ``max_context_tokens`` is read in windows (``context_window
 * ``overlapping`` (default): windows of ``max_context_tokens`` that overlap by ``min_context_tokens`` (at most half
   the window): every token after the first window is scored with between ``min_context_tokens`` and
   ``max_context_tokens - 1`` tokens of left context, in about n / (window - overlap) forward passes.
+  A stream that fits in one short window (a sentence: at most ``SHORT_STREAM_TOKENS``, prefix included) is read
+  in one padded batch with other short streams (:func:`short_stream_surprisals`): the same window, many per pass.
 * ``sliding``: Brain-Score's left truncation, exactly. Brain-Score re-tokenises the whole prefix for every word and
   keeps its last ``model_max_length`` tokens, so each word is scored in a window that ends at the word's last token
   and holds as much left context as fits. Here the words that end within the first ``max_context_tokens`` tokens
@@ -113,26 +115,42 @@ def token_surprisals(model, tokenizer, text: str, prepend_text: str | None = Non
     return ids, offsets, nats
 
 
+def _length_batches(lengths: list[int], batch_size: int, max_batch_tokens: int | None = None) -> list[list[int]]:
+    """Indices of the windows in order of length (stable), cut into batches of at most ``batch_size`` windows and,
+    with ``max_batch_tokens``, at most that many padded positions (windows x the batch's longest), so that a large
+    vocabulary's logits stay bounded; a window longer than the budget goes alone."""
+    batches, batch = [], []
+    for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
+        too_wide = max_batch_tokens is not None and (len(batch) + 1) * lengths[i] > max_batch_tokens
+        if batch and (len(batch) == batch_size or too_wide):
+            batches.append(batch)
+            batch = []
+        batch.append(i)
+    return batches + ([batch] if batch else [])
+
+
 def _window_nlls(model, windows, reads, batch_size: int = 16, device: str = "cpu", encoder_decoder: bool = False,
-                 pad_id: int = 0, progress: bool = False) -> list[np.ndarray]:
+                 pad_id: int = 0, progress: bool = False, max_batch_tokens: int | None = None) -> list[np.ndarray]:
     """Negative log-probabilities (nats) read from token windows, batched.
 
     ``windows[i]`` is a list of token ids; ``reads[i]`` a list of (position, target id): the logits at ``position``
-    of that window scored against ``target``. Windows go ``batch_size`` at a time in order of length, right-padded
-    with an attention mask (a causal or encoder-decoder model reads the real positions as it would unpadded). An
-    encoder-decoder gets the window as ``decoder_input_ids`` too, unshifted (the paper's T5 reading). A decoder
-    computes logits only for the positions read when it accepts ``logits_to_keep``."""
+    of that window scored against ``target``. Windows go ``batch_size`` at a time (and at most ``max_batch_tokens``
+    padded positions, :func:`_length_batches`) in order of length, right-padded with an attention mask (a causal or
+    encoder-decoder model reads the real positions as it would unpadded). An encoder-decoder gets the window as
+    ``decoder_input_ids`` too, unshifted (the paper's T5 reading). A decoder computes logits only for the positions
+    read when it accepts ``logits_to_keep``."""
     import inspect
 
     import torch
 
     out = [np.full(len(r), np.nan) for r in reads]
     keep_ok = not encoder_decoder and "logits_to_keep" in inspect.signature(model.forward).parameters
-    order = [i for i in sorted(range(len(windows)), key=lambda i: len(windows[i])) if reads[i]]
+    scored = [i for i in range(len(windows)) if reads[i]]
+    batches = [[scored[j] for j in batch]
+               for batch in _length_batches([len(windows[i]) for i in scored], batch_size, max_batch_tokens)]
     from brainalign.progress import progress_bar
 
-    for start in progress_bar(range(0, len(order), batch_size), desc="windows", unit="batch", disable=not progress):
-        batch = order[start:start + batch_size]
+    for batch in progress_bar(batches, desc="windows", unit="batch", disable=not progress):
         width = max(len(windows[i]) for i in batch)
         ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -267,9 +285,15 @@ def word_surprisals(model, tokenizer, words, prepend_text=None, max_context_toke
         owner = token_word_index(offsets, spans)
     else:
         raise BrainalignError(f"config.behaviour.context_window: unknown {context_window!r} (overlapping, sliding)")
-    bits = np.zeros(len(spans))
-    counts = np.zeros(len(spans), dtype=int)
-    undefined = np.zeros(len(spans), dtype=bool)
+    return _word_bits(owner, nats, len(spans))
+
+
+def _word_bits(owner, nats: np.ndarray, n_words: int):
+    """(bits per word: the sum of its tokens' surprisals, NaN if any is undefined or it has none; tokens per word;
+    the token nats) from each token's word (``owner``) and surprisal."""
+    bits = np.zeros(n_words)
+    counts = np.zeros(n_words, dtype=int)
+    undefined = np.zeros(n_words, dtype=bool)
     for t, w in enumerate(owner):
         counts[w] += 1
         if np.isnan(nats[t]):
@@ -278,6 +302,43 @@ def word_surprisals(model, tokenizer, words, prepend_text=None, max_context_toke
             bits[w] += nats[t] / LN2
     bits[undefined | (counts == 0)] = np.nan
     return bits, counts, nats
+
+
+#: a stream (a sentence, a short story) whose whole window, prefix included, has at most this many tokens is read in a
+#: padded batch with other short streams (:func:`short_stream_surprisals`) rather than in a forward pass of its own
+SHORT_STREAM_TOKENS = 256
+#: padded positions per batch of short streams: Gemma 3's logits are 262k floats (1 MB) per position
+SHORT_STREAM_BATCH_TOKENS = 1024
+
+
+def short_stream_surprisals(model, tokenizer, streams, prepend_text=None, max_context_tokens: int = 2048,
+                            device: str = "cpu", progress: bool = False) -> dict[int, tuple]:
+    """:func:`word_surprisals` (causal, overlapping) of every stream that fits in one window of at most
+    :data:`SHORT_STREAM_TOKENS` tokens, many streams per forward pass: {stream index: (bits, counts, nats)}.
+
+    Such a stream is read in one window (the prefix, then all its tokens) by :func:`token_surprisals` too; here the
+    windows go right-padded, with an attention mask, up to :data:`SHORT_STREAM_BATCH_TOKENS` positions per batch.
+    One pass per sentence made Frank 2013's 361 sentences cost Gemma 3 as much as 5,000 tokens of story, most of it
+    reading its 671 MB LM head once per sentence. Same values up to float rounding (tests/test_behaviour.py)."""
+    prefix = prefix_ids(tokenizer, prepend_text)
+    limit = min(SHORT_STREAM_TOKENS, int(max_context_tokens))
+    short = {}
+    for index, words in enumerate(streams):
+        text, spans = words_to_text([str(w) for w in words])
+        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        ids = list(encoded["input_ids"])
+        if len(prefix) + len(ids) <= limit:
+            short[index] = (ids, token_word_index(encoded["offset_mapping"], spans), len(spans))
+    windows = [list(prefix) + ids for ids, _, _ in short.values()]
+    reads = [[(len(prefix) + k - 1, ids[k]) for k in range(len(ids)) if len(prefix) + k >= 1] for ids, _, _ in short.values()]
+    values = _window_nlls(model, windows, reads, len(windows) or 1, device, progress=progress,
+                          max_batch_tokens=SHORT_STREAM_BATCH_TOKENS)
+    out = {}
+    for (index, (ids, owner, n_words)), nll in zip(short.items(), values):
+        nats = np.full(len(ids), np.nan)
+        nats[len(ids) - len(nll):] = nll  # without a prefix the first token has no context (NaN)
+        out[index] = _word_bits(owner, nats, n_words)
+    return out
 
 
 def surprisal_reading(spec: dict) -> str | None:
@@ -333,12 +394,18 @@ def surprisal_file(spec: dict, model, dataset_dir, out_path, options: dict | Non
         from brainalign.progress import progress_bar
 
         progress = bool(options.get("progress", True))
-        for group, rows in progress_bar(scopes, desc=spec["name"], unit="stream", disable=not progress):
-            b, c, nats = word_surprisals(loaded.model, loaded.tokenizer, stimuli.loc[rows, "text"].tolist(),
-                                         spec.get("prepend_text"), summary["max_context_tokens"],
-                                         summary["min_context_tokens"], loaded.device,
-                                         context_window=summary["context_window"], batch_size=summary["window_batch_size"],
-                                         reading=reading, progress=progress and len(scopes) == 1)
+        batched = {}
+        if reading == "causal" and summary["context_window"] == "overlapping":
+            batched = short_stream_surprisals(loaded.model, loaded.tokenizer, [stimuli.loc[rows, "text"].tolist() for _, rows in scopes],
+                                              spec.get("prepend_text"), summary["max_context_tokens"], loaded.device,
+                                              progress=progress)
+            summary["short_streams_batched"] = len(batched)
+        for index, (group, rows) in enumerate(progress_bar(scopes, desc=spec["name"], unit="stream", disable=not progress)):
+            b, c, nats = batched.get(index) or word_surprisals(
+                loaded.model, loaded.tokenizer, stimuli.loc[rows, "text"].tolist(), spec.get("prepend_text"),
+                summary["max_context_tokens"], summary["min_context_tokens"], loaded.device,
+                context_window=summary["context_window"], batch_size=summary["window_batch_size"], reading=reading,
+                progress=progress and len(scopes) == 1)
             bits[rows], counts[rows] = b, c
             scored = nats[np.isfinite(nats)]
             all_nats.append(scored)

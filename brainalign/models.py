@@ -43,6 +43,7 @@ registry); they are imported inside the functions that load or convert weights.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -192,14 +193,47 @@ def _model_class(kind: str):
     }[kind]
 
 
+@contextlib.contextmanager
+def _gguf_parsed_once():
+    """Within the block, every ``gguf.GGUFReader(path)`` of the same file returns one reader, and every
+    ``gguf.get_tensor_name_map(arch, n_blocks)`` one map.
+
+    transformers parses a GGUF file's metadata three times for one model (config, tokenizer, weights); for Gemma 3's
+    262k-token vocabulary each parse is ~17 s of pure Python, most of the model's preparation. It also rebuilds the
+    same tensor-name map once per module (~400 times for SmolLM2, 6 s). The reader only reads its memory-mapped file
+    and the map is a pure function of its arguments, so sharing them changes nothing but the time
+    (tests/test_models.py compares the weights with a plain transformers load)."""
+    import gguf
+
+    original_reader, original_map, readers, maps = gguf.GGUFReader, gguf.get_tensor_name_map, {}, {}
+
+    def shared_reader(path, *args, **kwargs):
+        key = (str(Path(path).resolve()), args, tuple(sorted(kwargs.items())))
+        if key not in readers:
+            readers[key] = original_reader(path, *args, **kwargs)
+        return readers[key]
+
+    def shared_map(arch, n_blocks):
+        if (arch, n_blocks) not in maps:
+            maps[arch, n_blocks] = original_map(arch, n_blocks)
+        return maps[arch, n_blocks]
+
+    gguf.GGUFReader, gguf.get_tensor_name_map = shared_reader, shared_map
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = original_reader, original_map
+
+
 def load_gguf(spec: dict, path: Path | None = None):
     """The GGUF model and tokenizer exactly as transformers de-quantises them (float32)."""
     import torch
     from transformers import AutoTokenizer
 
     path = path or _gguf_path(spec)
-    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    model = _model_class(spec["kind"]).from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    with _gguf_parsed_once():
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        model = _model_class(spec["kind"]).from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
     return model.eval(), tokenizer
 
 

@@ -51,6 +51,36 @@ def test_word_surprisal_sums_the_direct_token_computation(tiny):
     assert np.isnan(no_bos[0]) and np.isfinite(no_bos[1:]).all()  # nothing to condition the first word on
 
 
+def test_length_batches_keep_the_order_and_the_budget():
+    from brainalign.behaviour import _length_batches
+
+    lengths = [5, 3, 9, 3, 40, 7, 2]
+    batches = _length_batches(lengths, batch_size=3, max_batch_tokens=20)
+    assert [i for batch in batches for i in batch] == sorted(range(len(lengths)), key=lambda i: lengths[i])  # stable
+    assert all(len(b) <= 3 and (len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 20) for b in batches)
+    assert [4] in batches  # longer than the budget: alone
+    assert _length_batches(lengths, batch_size=16) == [sorted(range(len(lengths)), key=lambda i: lengths[i])]
+
+
+@pytest.mark.parametrize("prepend", ["<|endoftext|>", None])
+def test_short_streams_read_together_equal_one_pass_each(tiny, prepend):
+    """Sentences read in padded batches (surprisal_file's short streams) give each one's own forward pass values;
+    a stream longer than the short-window limit is left to word_surprisals."""
+    from brainalign.behaviour import SHORT_STREAM_TOKENS, short_stream_surprisals
+
+    sentences = [TRICKY, ["Alice"], "The cat sat on the mat .".split(), TRICKY[:4] * 3, ["a", "b"] * 3,
+                 "long " .split() * (SHORT_STREAM_TOKENS + 5)]
+    got = short_stream_surprisals(tiny.model, tiny.tokenizer, sentences, prepend)
+    assert sorted(got) == [0, 1, 2, 3, 4]
+    for index, (bits, counts, nats) in got.items():
+        expected_bits, expected_counts, expected_nats = word_surprisals(tiny.model, tiny.tokenizer, sentences[index], prepend)
+        np.testing.assert_array_equal(counts, expected_counts)
+        np.testing.assert_array_equal(np.isnan(nats), np.isnan(expected_nats))
+        np.testing.assert_allclose(nats, expected_nats, atol=1e-5, rtol=1e-5)
+        np.testing.assert_allclose(bits, expected_bits, atol=1e-5, rtol=1e-5)
+    assert np.isnan(got[1][0][0]) == (prepend is None)  # one word and no prefix: nothing to condition it on
+
+
 def test_sliding_windows_keep_the_minimum_context(tiny):
     words = ("Alice was beginning to get very tired of sitting by her sister on the bank . " * 5).split()
     text = " ".join(words)

@@ -17,6 +17,7 @@ from brainalign.encoding import (
     cross_validated_score,
     grouped_folds,
     ols_fit_predict,
+    ols_with_inner_folds,
     ridge_cv,
     ridge_loo,
     score_layers_file,
@@ -38,7 +39,7 @@ def test_ols_equals_sklearn_on_language_model_like_features(case):
     """The OLS of the paper protocol equals sklearn LinearRegression (minimum-norm lstsq) on the features it
     meets: power-law variances with one shared direction (the Cholesky shortcut), duplicated columns and more
     features than samples (singular Gram: the SVD), and features = samples (centring leaves rank samples - 1)."""
-    from brainalign.encoding.ridge import _cholesky_ols_weights
+    from brainalign.encoding.ridge import _cholesky_ols_weights, _kernel_ols_dual
 
     rng = np.random.default_rng(11)
     n, p = {"anisotropic": (300, 120), "collinear": (300, 120), "wide": (60, 120), "square": (120, 120)}[case]
@@ -51,6 +52,30 @@ def test_ols_equals_sklearn_on_language_model_like_features(case):
     np.testing.assert_allclose(ols_fit_predict(x, y, x_test), expected, rtol=1e-8, atol=1e-8 * np.abs(expected).max())
     takes_cholesky = _cholesky_ols_weights(x - x.mean(0), y - y.mean(0)) is not None
     assert takes_cholesky == (case == "anisotropic")
+    takes_kernel = p >= n and _kernel_ols_dual(x - x.mean(0), y - y.mean(0)) is not None
+    assert takes_kernel == (case in ("wide", "square"))  # full rank n - 1 once centred
+
+
+@pytest.mark.parametrize("case", ["anisotropic", "collinear", "wide"])
+def test_ols_with_shared_cross_products_equals_one_fit_each(case):
+    """The paper protocol's four fits per fold (training rows -> test rows, and 3 inner folds) from shared
+    cross-products equal sklearn's LinearRegression fitted on each training set; rank-deficient and wide
+    problems take the per-fit path and still do."""
+    rng = np.random.default_rng(5)
+    n, p = (400, 60) if case != "wide" else (90, 120)
+    x = rng.standard_normal((n, p)) * 30 / np.sqrt(np.arange(1, p + 1)) + 40.0  # a large common offset
+    if case == "collinear":
+        x[:, 1] = 2 * x[:, 0]
+    y = x[:, :3] @ rng.standard_normal((3, 2)) + rng.standard_normal((n, 2))
+    train, test = rng.permutation(n)[:n - n // 10], rng.permutation(n)[:n // 10]
+    inner = grouped_folds(np.arange(len(train)), 3, 0)
+    predicted, pooled = ols_with_inner_folds(x.astype(np.float32), y.astype(np.float32), train, test, inner)
+    x32, y32 = x.astype(np.float32).astype(float), y.astype(np.float32).astype(float)
+    expected = LinearRegression().fit(x32[train], y32[train]).predict(x32[test])
+    np.testing.assert_allclose(predicted, expected, rtol=1e-7, atol=1e-7 * np.abs(expected).max())
+    for inner_train, inner_test in inner:
+        fitted = LinearRegression().fit(x32[train][inner_train], y32[train][inner_train]).predict(x32[train][inner_test])
+        np.testing.assert_allclose(pooled[inner_test], fitted, rtol=1e-7, atol=1e-7 * np.abs(fitted).max())
 
 
 def test_ridge_cv_chooses_alpha_per_target_like_sklearn():

@@ -79,6 +79,37 @@ def test_converted_smollm2_equals_the_gguf_loaded_model(smollm2_dir, model_specs
     np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-4)
 
 
+@pytest.mark.slow
+def test_gguf_file_is_parsed_once_and_loads_as_plain_transformers_does(model_specs, monkeypatch):
+    """load_gguf shares one GGUF reader among transformers' three parses; the weights and tokens are unchanged."""
+    import gguf
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from brainalign.models import _gguf_path
+
+    spec = model_specs["smollm2-135m-instruct"]
+    path = _gguf_path(spec)
+    plain_model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    plain_tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    built = []
+
+    def counting_reader(*args, **kwargs):
+        built.append(args[0])
+        return original(*args, **kwargs)
+
+    original = gguf.GGUFReader
+    monkeypatch.setattr(gguf, "GGUFReader", counting_reader)
+    model, tokenizer = load_gguf(spec)
+    assert len(built) == 1 and gguf.GGUFReader is counting_reader  # parsed once; the patch is undone after the load
+    text = "<|endoftext|>Alice was beginning to get very tired."
+    assert tokenizer(text)["input_ids"] == plain_tokenizer(text)["input_ids"]
+    plain = plain_model.state_dict()
+    loaded = model.state_dict()
+    assert loaded.keys() == plain.keys()
+    for name, tensor in loaded.items():
+        assert torch.equal(tensor, plain[name]), name
+
+
 # ----------------------------------------------------------------------------------------------- the registry
 def test_the_registry_holds_every_source_with_its_required_keys():
     assert list(SOURCES) == ["hub", "local", "gguf_package", "package_folder", "untrained"]

@@ -44,6 +44,10 @@ def test_rankdata_matches_scipy_with_ties():
 
     values = np.random.default_rng(3).integers(0, 7, size=200).astype(float)
     np.testing.assert_array_equal(rankdata(values), scipy_rankdata(values))
+    distinct = np.random.default_rng(4).standard_normal(5000)  # no ties: the one-argsort path
+    np.testing.assert_array_equal(rankdata(distinct), scipy_rankdata(distinct))
+    one_tie = np.append(distinct, distinct[17])
+    np.testing.assert_array_equal(rankdata(one_tie), scipy_rankdata(one_tie))
 
 
 def test_rsa_reuses_the_brain_ranks_only_for_the_same_responses():

@@ -64,6 +64,7 @@ from brainalign.encoding.ridge import (
                                         RidgeTridiagonal,
                                         ShiftedSystems,
                                         ols_fit_predict,
+                                        ols_with_inner_folds,
                                         ridge_cv,
                                         ridge_loo,
                                         scale_features,
@@ -74,6 +75,6 @@ __all__ = [
     "BACKENDS", "DEFAULT_ALPHAS", "FEATURE_SCALINGS", "LAYER_METRICS", "PROTOCOLS", "Fold", "FoldCrossProducts", "LayerInputs",
     "LayerMetric", "fit_layers_file", "RidgeSVD", "RidgeTridiagonal", "ShiftedSystems", "backend_ops", "block_folds",
     "cross_validated_score", "fit_layer", "fit_layer_file", "get_protocol", "grouped_folds", "layer_design",
-    "ols_fit_predict", "ops_of", "register_layer_metric", "register_protocol", "responses_matrix", "ridge_cv",
+    "ols_fit_predict", "ols_with_inner_folds", "ops_of", "register_layer_metric", "register_protocol", "responses_matrix", "ridge_cv",
     "ridge_loo", "scale_features", "score_layers_file", "shuffle_splits", "spectrum", "to_numpy",
 ]

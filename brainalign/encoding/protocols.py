@@ -34,13 +34,14 @@ from typing import Any
 import numpy as np
 
 from brainalign.correlation import pearson_columns
-from brainalign.encoding.backend import backend_ops, ops_of, to_numpy
+from brainalign.encoding.backend import NUMPY, backend_ops, ops_of, to_numpy
 from brainalign.encoding.folds import block_folds, fold_units, grouped_folds, shuffle_splits, unit_resample_counts
 from brainalign.encoding.ridge import (
                                         DEFAULT_ALPHAS,
                                         FEATURE_SCALINGS,
                                         _standardise,
                                         ols_fit_predict,
+                                        ols_with_inner_folds,
                                         ridge_cv,
                                         ridge_loo,
                                         scale_features,
@@ -216,10 +217,13 @@ def brainscore_2023(fold: Fold):
     """Brain-Score Language 2023: OLS with intercept on Brain-Score's ShuffleSplits (whatever folds are given);
     the training-only score pools 3 ungrouped inner folds of the training stimuli."""
     x, y, ops, train, test = fold.x, fold.y, fold.ops, fold.train, fold.test
-    predicted = ols_fit_predict(x[train], y[train], x[test])
     actual = y[test]
     inner = grouped_folds(np.arange(len(fold.train_index)), 3, fold.seed + fold.k)  # training-only score for nested layer choice
     x_train, y_train = x[train], y[train]
+    if ops is NUMPY:  # the four fits of the fold from shared cross-products
+        predicted, pooled = ols_with_inner_folds(x, y, fold.train_index, fold.test_index, inner)
+        return predicted, actual, _median(pearson_columns(pooled.astype(y.dtype), y_train))
+    predicted = ols_fit_predict(x[train], y[train], x[test])
     pooled = ops.empty(y_train.shape, dtype=y.dtype)
     for inner_train, inner_test in inner:
         inner_train, inner_test = ops.index(inner_train), ops.index(inner_test)

@@ -189,19 +189,24 @@ class RidgeTridiagonal:
     """
 
     def __init__(self, m: np.ndarray, r: np.ndarray, x_mean: np.ndarray, y_mean: np.ndarray,
-                 x_train_centred: np.ndarray | None = None, penalties=None):
+                 x_train_centred: np.ndarray | None = None, penalties=None, cross_kernel=None):
         self.systems = ShiftedSystems(m, r, penalties)
         self.x_mean, self.y_mean = x_mean, y_mean
         self.x_train_centred = x_train_centred  # dual form only
+        self.cross_kernel = cross_kernel  # dual form: rows of the shared problem -> their centred kernel with training
 
-    def _mapped(self, x_test: np.ndarray) -> np.ndarray:
+    def _mapped(self, x_test: np.ndarray, rows=None) -> np.ndarray:
+        if rows is not None and self.cross_kernel is not None:
+            return self.cross_kernel(rows)
         centred = np.asarray(x_test, dtype=np.float64) - self.x_mean
         return centred if self.x_train_centred is None else centred @ self.x_train_centred.T
 
-    def predictions(self, x_test: np.ndarray, alpha_columns) -> list[np.ndarray]:
+    def predictions(self, x_test: np.ndarray, alpha_columns, rows=None) -> list[np.ndarray]:
         """Predictions of x_test for each (alpha, columns) pair. Whichever is cheaper: take the test rows into
-        T's basis once (many columns), or take all the penalties' coefficient vectors out of it at once (few)."""
-        mapped = self._mapped(x_test)
+        T's basis once (many columns), or take all the penalties' coefficient vectors out of it at once (few).
+        ``rows``: x_test's rows in the problem the solver came from (:class:`FoldCrossProducts`), whose kernel
+        then gives the dual form's test-by-training products without touching the features."""
+        mapped = self._mapped(x_test, rows)
         solutions = [self.systems.solve(alpha, columns) for alpha, columns in alpha_columns]
         y_means = [self.y_mean[columns] for _, columns in alpha_columns]
         widths = [z.shape[1] for z in solutions]
@@ -211,11 +216,11 @@ class RidgeTridiagonal:
         coefficients = np.split(self.systems.apply_q(np.hstack(solutions)), np.cumsum(widths)[:-1], axis=1)
         return [mapped @ c + y_mean for c, y_mean in zip(coefficients, y_means)]
 
-    def predict_per_target(self, x_test: np.ndarray, alphas: np.ndarray, alpha_per_target: np.ndarray) -> np.ndarray:
+    def predict_per_target(self, x_test: np.ndarray, alphas: np.ndarray, alpha_per_target: np.ndarray, rows=None) -> np.ndarray:
         alpha_per_target = np.asarray(alpha_per_target)
         groups = [(float(alphas[index]), np.flatnonzero(alpha_per_target == index)) for index in np.unique(alpha_per_target)]
         out = np.empty((len(x_test), len(self.y_mean)))
-        for (_, columns), predicted in zip(groups, self.predictions(x_test, groups)):
+        for (_, columns), predicted in zip(groups, self.predictions(x_test, groups, rows)):
             out[:, columns] = predicted
         return out
 
@@ -289,9 +294,16 @@ class FoldCrossProducts:
         x_mean, y_mean = x_train.mean(0), y_train.mean(0)
         kernel = self._kernel[np.ix_(train, train)]
         row_means = kernel.mean(0)
-        kernel += row_means.mean() - row_means[:, None] - row_means[None, :]
+        total_mean = row_means.mean()
+        kernel += total_mean - row_means[:, None] - row_means[None, :]
+
+        def cross_kernel(rows):
+            """(x_rows - m)(x_train - m)' with m the training mean, from the kernel alone."""
+            block = self._kernel[np.ix_(np.asarray(rows), train)]
+            return block - block.mean(1, keepdims=True) - row_means[None, :] + total_mean
+
         return RidgeTridiagonal(kernel, y_train - y_mean, self.x_mean + x_mean, self.y_mean + y_mean,
-                                x_train_centred=x_train - x_mean, penalties=penalties)
+                                x_train_centred=x_train - x_mean, penalties=penalties, cross_kernel=cross_kernel)
 
 
 def ridge_cv(x: np.ndarray, y: np.ndarray, alphas, inner_folds, errors: bool = False):
@@ -311,7 +323,7 @@ def ridge_cv(x: np.ndarray, y: np.ndarray, alphas, inner_folds, errors: bool = F
     for k, (train, test) in enumerate(inner_folds):
         if shared is not None:
             solver = shared.ridge_fold(k)
-            fold_predictions = solver.predictions(x[test], [(alpha, slice(None)) for alpha in alphas])
+            fold_predictions = solver.predictions(x[test], [(alpha, slice(None)) for alpha in alphas], rows=test)
         else:
             train, test = ops.index(train), ops.index(test)
             solver = RidgeSVD(x[train], y[train])
@@ -323,7 +335,8 @@ def ridge_cv(x: np.ndarray, y: np.ndarray, alphas, inner_folds, errors: bool = F
     best = to_numpy(sse).argmin(0)
     pooled = ops.empty(y.shape, dtype=y.dtype)
     for solver, test in solvers:
-        pooled[test] = ops.asarray(solver.predict_per_target(x[test], alphas, best), y.dtype)
+        rows = {"rows": test} if shared is not None else {}
+        pooled[test] = ops.asarray(solver.predict_per_target(x[test], alphas, best, **rows), y.dtype)
     final = shared.ridge_all(alphas[np.unique(best)]) if shared is not None else RidgeSVD(x, y)
     if errors:
         return best, pooled, final, to_numpy(sse)[best, np.arange(len(best))].astype(np.float64)
@@ -390,25 +403,164 @@ def _cholesky_ols_weights(x_centred: np.ndarray, y_centred: np.ndarray) -> np.nd
     return weights if info == 0 else None
 
 
+def _kernel_ols_dual(x_centred: np.ndarray, y_centred: np.ndarray) -> np.ndarray | None:
+    """Dual coefficients z with X'z the minimum-norm least-squares weights, by Cholesky, when features >= samples and
+    the centred features have full rank n - 1; None otherwise (then the SVD decides).
+
+    Centring leaves the kernel K = XX' singular along the ones vector only, and the centred targets are orthogonal
+    to it, so K^+ y = (K + c 11')^-1 y for any c > 0: one Cholesky solve instead of an eigendecomposition (the
+    paper protocol fits 40 of these per layer on Pereira 2018, with 576-1,024 features for ~560 sentences)."""
+    from scipy.linalg import lapack
+
+    n = len(x_centred)
+    kernel = x_centred @ x_centred.T
+    kernel += np.trace(kernel) / n**2  # c 11' with eigenvalue trace / n: the mean eigenvalue of the kernel
+    norm = np.abs(kernel).sum(0).max()
+    factor, info = lapack.dpotrf(kernel, lower=False, clean=True)
+    if info != 0:
+        return None
+    rcond, info = lapack.dpocon(factor, norm)
+    if info != 0 or not rcond > CHOLESKY_MIN_RCOND:
+        return None
+    dual, info = lapack.dpotrs(factor, y_centred, lower=False)
+    return dual if info == 0 else None
+
+
 def ols_fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:
     """sklearn LinearRegression's prediction (intercept, minimum-norm least squares) from the centred SVD.
 
     With fewer features than training samples and a well-conditioned Gram matrix the least-squares solution is
     unique, and a Cholesky solve gives it at about a fifth of the eigendecomposition's cost (the paper protocol
-    fits 40 of these per layer); rank-deficient or ill-conditioned problems, and the torch back end, take the SVD."""
+    fits 40 of these per layer); with at least as many features as samples and full-rank centred features, a
+    Cholesky solve of the kernel (:func:`_kernel_ols_dual`) gives the minimum-norm one. Rank-deficient or
+    ill-conditioned problems, and the torch back end, take the SVD."""
     ops = ops_of(x_train)
     x_train, y_train, x_test = (ops.asarray(a, dtype=np.float64) for a in (x_train, y_train, x_test))
     x_mean, y_mean = x_train.mean(0), y_train.mean(0)
-    if ops is NUMPY and x_train.shape[1] < x_train.shape[0]:  # else the centred Gram is singular
-        weights = _cholesky_ols_weights(x_train - x_mean, y_train - y_mean)
-        if weights is not None:
-            return (x_test - x_mean) @ weights + y_mean
+    if ops is NUMPY:
+        x_centred, y_centred = x_train - x_mean, y_train - y_mean
+        if x_train.shape[1] < x_train.shape[0]:  # else the centred Gram is singular
+            weights = _cholesky_ols_weights(x_centred, y_centred)
+            if weights is not None:
+                return (x_test - x_mean) @ weights + y_mean
+        else:
+            dual = _kernel_ols_dual(x_centred, y_centred)
+            if dual is not None:
+                return ((x_test - x_mean) @ x_centred.T) @ dual + y_mean
     s, vt, uty = spectrum(x_train - x_mean, y_train - y_mean)
     projected = (x_test - x_mean) @ vt.T
     return (projected / s) @ uty + y_mean
 
 
-# ----------------------------------------------------------------------------------------------- no intercept
+def _ols_from_products(products: tuple, x_eval: np.ndarray) -> np.ndarray | None:
+    """OLS predictions of ``x_eval`` from a training set's cross-products (X'X, X'Y, column sums, row count), by
+    Cholesky of the centred Gram matrix; None where it is singular or ill-conditioned."""
+    from scipy.linalg import lapack
+
+    gram, xty, x_sum, y_sum, n = products
+    x_mean, y_mean = x_sum / n, y_sum / n
+    gram = gram - n * np.outer(x_mean, x_mean)
+    norm = np.abs(gram).sum(0).max()
+    factor, info = lapack.dpotrf(gram, lower=False, clean=True)
+    if info != 0:
+        return None
+    rcond, info = lapack.dpocon(factor, norm)
+    if info != 0 or not rcond > CHOLESKY_MIN_RCOND:
+        return None
+    weights, info = lapack.dpotrs(factor, xty - n * np.outer(x_mean, y_mean), lower=False)
+    return (x_eval - x_mean) @ weights + y_mean if info == 0 else None
+
+
+def _cross_products(x: np.ndarray, y: np.ndarray) -> tuple:
+    """(X'X, X'Y, column sums of X and Y, rows); ``x.T @ x`` of one array is a symmetric rank-k update (half a product)."""
+    return x.T @ x, x.T @ y, x.sum(0), y.sum(0), len(x)
+
+
+def _kernel_ols_predict(kernel: np.ndarray, train: np.ndarray, rows: np.ndarray, y_train: np.ndarray) -> np.ndarray | None:
+    """:func:`_kernel_ols_dual`'s prediction for ``rows`` from the ``train`` rows, both indexing one kernel over all
+    rows (so no feature product per fit); None where the centred features are not of full rank n - 1."""
+    from scipy.linalg import lapack
+
+    block = kernel[np.ix_(train, train)]
+    row_means = block.mean(0)
+    total_mean = row_means.mean()
+    centred = block + (total_mean - row_means[:, None] - row_means[None, :])
+    n = len(train)
+    centred += np.trace(centred) / n**2
+    norm = np.abs(centred).sum(0).max()
+    factor, info = lapack.dpotrf(centred, lower=False, clean=True)
+    if info != 0:
+        return None
+    rcond, info = lapack.dpocon(factor, norm)
+    if info != 0 or not rcond > CHOLESKY_MIN_RCOND:
+        return None
+    y_mean = y_train.mean(0)
+    dual, info = lapack.dpotrs(factor, y_train - y_mean, lower=False)
+    if info != 0:
+        return None
+    cross = kernel[np.ix_(rows, train)]
+    cross = cross - cross.mean(1, keepdims=True) - row_means[None, :] + total_mean
+    return cross @ dual + y_mean
+
+
+def _ols_with_inner_folds_dual(x_train, y_train, x_test, inner_folds, y_mean):
+    """:func:`ols_with_inner_folds` when features >= samples: one kernel over the training and test rows, each
+    fit's centred blocks cut from it (:func:`_kernel_ols_predict`), the SVD for a fit that is rank-deficient."""
+    n_train = len(x_train)
+    rows = np.vstack([x_train, x_test])
+    kernel = rows @ rows.T
+    everything = np.arange(n_train)
+    predicted = _kernel_ols_predict(kernel, everything, np.arange(n_train, len(rows)), y_train)
+    if predicted is None:
+        predicted = ols_fit_predict(x_train, y_train, x_test)
+    pooled = np.empty_like(y_train)
+    for inner_train, inner_test in inner_folds:
+        fitted = _kernel_ols_predict(kernel, np.asarray(inner_train), np.asarray(inner_test), y_train[inner_train])
+        if fitted is None:
+            fitted = ols_fit_predict(x_train[inner_train], y_train[inner_train], x_train[inner_test])
+        pooled[inner_test] = fitted
+    return predicted + y_mean, pooled + y_mean
+
+
+def ols_with_inner_folds(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, inner_folds):
+    """OLS (:func:`ols_fit_predict`) of the test rows from the training rows, and of each inner fold's test rows
+    from the rest of the training rows (``inner_folds``: index pairs into ``train``): (test predictions, pooled
+    inner predictions), numpy.
+
+    When the inner test folds partition the training rows and every fit has more rows than features, the Gram
+    matrices come from cross-products computed once: each inner fold's part, their sum for the whole training
+    set, the sum minus a part for an inner fit (one pass over the training rows instead of three: the paper
+    protocol's 40 fits per layer were most of its cost). Rows are centred with the training mean first, so the
+    subtractions stay exact to rounding. Any fit whose Gram is ill-conditioned takes :func:`ols_fit_predict`."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    x_mean, y_mean = x[train].mean(0), y[train].mean(0)
+    x_train, y_train = x[train] - x_mean, y[train] - y_mean
+    n_train, p = x_train.shape
+    pooled = np.empty_like(y_train)
+    inner_tests = [np.asarray(t) for _, t in inner_folds]
+    everything = np.concatenate(inner_tests) if inner_tests else np.arange(0)
+    partition = len(everything) == n_train and len(np.unique(everything)) == n_train
+    if p >= n_train - max([len(t) for t in inner_tests] + [0]):  # some fit has features >= samples: the kernel form
+        return _ols_with_inner_folds_dual(x_train, y_train, x[test] - x_mean, inner_folds, y_mean)
+    if not partition:
+        predicted = ols_fit_predict(x_train, y_train, x[test] - x_mean)
+        for inner_train, inner_test in inner_folds:
+            pooled[inner_test] = ols_fit_predict(x_train[inner_train], y_train[inner_train], x_train[inner_test])
+        return predicted + y_mean, pooled + y_mean
+    parts = [_cross_products(x_train[t], y_train[t]) for t in inner_tests]
+    whole = tuple(sum(values) for values in zip(*parts))
+    predicted = _ols_from_products(whole, x[test] - x_mean)
+    if predicted is None:
+        predicted = ols_fit_predict(x_train, y_train, x[test] - x_mean)
+    for (inner_train, inner_test), part in zip(inner_folds, parts):
+        fitted = _ols_from_products(tuple(w - q for w, q in zip(whole, part)), x_train[inner_test])
+        if fitted is None:
+            fitted = ols_fit_predict(x_train[inner_train], y_train[inner_train], x_train[inner_test])
+        pooled[inner_test] = fitted
+    return predicted + y_mean, pooled + y_mean
+
+
 class RidgeNoIntercept:
     """Closed-form ridge WITHOUT intercept or centring, w(alpha) = (X'X + alpha I)^-1 X'Y, for many penalties from
     one thin SVD of X (w = V diag(s / (s^2 + alpha)) U'Y): Wehbe et al.'s (BLS ``ridge_tools.ridge``) on their
