@@ -381,9 +381,10 @@ def context_mode_for(meta: dict, options: dict) -> str:
     return "group" if meta.get("context") == "group" else "sentence"
 
 
-def readout_for(meta: dict, options: dict) -> str:
+def readout_for(meta: dict, options: dict, spec: dict | None = None) -> str:
     """How a stimulus's tokens become its vector: ``story_readout`` for the words of a time series (context mode
-    ``window``), ``readout`` elsewhere.
+    ``window``), ``readout`` elsewhere and for T5 in ``t5_mode: paper`` (which reads the ``</s>`` after each word,
+    as the paper did).
 
     Why ``sum`` for story words: every token that falls in a scan should drive that scan's features (LITcoder
     2025). A word's tokens share the word's time (the TextGrid times words, not tokens), and the Lanczos step
@@ -391,7 +392,7 @@ def readout_for(meta: dict, options: dict) -> str:
     impulse at the word's time; ``last`` (the earlier behaviour, and what the paper's Wehbe 2014 and Blank 2014
     pipelines read: config/paper.yaml keeps it) drops all but the word's final token, ``mean`` divides by the
     token count (a long word weighs as much as a short one)."""
-    if context_mode_for(meta, options) == "window":
+    if context_mode_for(meta, options) == "window" and not (spec and encoder_decoder_mode(spec) == "paper"):
         return options.get("story_readout", "sum")
     return options.get("readout", "last")
 
@@ -402,7 +403,7 @@ def extract_arrays(loaded, spec: dict, stimuli, meta: dict, options: dict | None
     names = resolve_layers(loaded.model, spec)
     stimuli = stimuli.reset_index(drop=True)
     mode = context_mode_for(meta, options)
-    options["readout"] = readout_for(meta, options)
+    options["readout"] = readout_for(meta, options, spec)
     options["context_mode"] = mode
     if mode == "window":
         arrays = _extract_story_words(loaded, spec, names, stimuli, options)
@@ -466,7 +467,7 @@ def extract_to_shard(spec: dict, model, dataset_dir, out_path, options: dict | N
         "model": spec["name"], "model_id": info["model_id"], "revision": info["revision"], "source": info["source"],
         "quantization": info["quantization"], "dtype": info["dtype"],
         "context_mode": options.get("context_mode") or context_mode_for(dataset.meta, options),
-        "readout": readout_for(dataset.meta, options), "dataset": dataset.meta.get("name", ""),
+        "readout": readout_for(dataset.meta, options, spec), "dataset": dataset.meta.get("name", ""),
     }
     write_shard(out_path, names, arrays, dataset.stimuli["stimulus_id"].astype(str).tolist(), attrs,
                 options.get("storage_dtype", "float32"))
