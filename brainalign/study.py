@@ -20,7 +20,7 @@ import pandas as pd
 from brainalign.config import models_table
 from brainalign.io import atomic_path, software_versions, write_table
 from brainalign.reading_regression import lag_check_fires
-from brainalign.tables import headline_scores, read_tidy
+from brainalign.tables import GAIN_METRICS, GAIN_PROTOCOL, headline_scores, read_tidy
 
 
 def collect_scores(score_paths, config: dict, tidy_out, headline_out, models_out, properties_csv=None,
@@ -225,19 +225,14 @@ def reading_behaviour_table(tidy: pd.DataFrame, untrained=()) -> tuple[pd.DataFr
     return pd.DataFrame(rows), warnings
 
 
-GAIN_METRICS = ("baseline_r", "joint_r", "gain_r", "variance_added")
-
-
 def timeseries_gain_table(tidy: pd.DataFrame, models: pd.DataFrame | None = None, selection: str = "best") -> pd.DataFrame:
     """Per time-series dataset x model: the raw score (linear, ridge-grouped), the baseline (word rate + nuisance),
     the joint model (baseline + the layer's features), the gain (joint - baseline, the time series' headline) and
     the variance added, each with its block-bootstrap 95% CI, at the ``selection`` layer; each trained model is
     followed by its untrained control (its ``vanilla_base_model`` when that is untrained), so the two gains sit
     side by side. Only rows of the tidy table."""
-    from brainalign.encoding.baseline import GAIN_PROTOCOL
-
     rows = tidy[(tidy["kind"] == "brain") & (tidy["protocol"] == GAIN_PROTOCOL) & (tidy["selection"] == selection)]
-    gain = rows[rows["metric"].isin(GAIN_METRICS)]
+    gain = rows[rows["metric"].isin(list(GAIN_METRICS.values()))]
     if gain.empty:
         return pd.DataFrame()
     untrained = _untrained(models) if models is not None else set()

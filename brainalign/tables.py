@@ -97,6 +97,11 @@ def check_models(models: pd.DataFrame, source) -> pd.DataFrame:
 HEADLINE_COLUMNS = ["model", "dataset", "score", "kind", "metric", "protocol", "layer", "normalised", "ci_low", "ci_high"]
 
 
+# A time series' baseline-gain rows (brainalign.encoding.baseline): tidy metric of each stored quantity, and their protocol
+GAIN_METRICS = {"baseline": "baseline_r", "joint": "joint_r", "gain": "gain_r", "variance_added": "variance_added"}
+GAIN_PROTOCOL = "ridge-grouped"  # the joint model's ridge, folds and penalties are ridge-grouped's
+
+
 HEADLINE_DEFAULTS = {"brain_metric": "linear", "brain_protocol": "ridge-grouped", "brain_selection": "best",
                      "timeseries_metric": "gain_r", "behaviour_metric": "surprisal_r", "behaviour_protocol": "default"}
 

@@ -272,16 +272,14 @@ def baseline_gain(x: np.ndarray, y: np.ndarray, baseline: Baseline, groups, over
 
 
 # ----------------------------------------------------------------------------------------------- tidy rows
-GAIN_METRICS = {"baseline": "baseline_r", "joint": "joint_r", "gain": "gain_r", "variance_added": "variance_added"}
-GAIN_PROTOCOL = "ridge-grouped"  # the joint model's ridge, folds and penalties are ridge-grouped's
-
-
 def gain_rows(metric, profile) -> list[dict]:
     """Tidy rows of ``baseline-gain``: ``baseline_r``, ``joint_r``, ``gain_r`` and ``variance_added`` for every layer,
     the best layer (the largest joint score, hence the largest gain: the baseline is the same for every layer) and
     the nested layer (in each outer fold the layer with the best training-only joint score; its test values, mean
     over folds). Baseline and joint r carry the dataset's ceiling; the gain and the variance added do not (a
     difference of scores is not a fraction of a ceiling)."""
+    from brainalign.tables import GAIN_METRICS, GAIN_PROTOCOL  # pandas: only the score step pays its import
+
     layer_names = profile.layer_names
     stored = {name: metric.stored(profile.by_layer[name]) for name in layer_names}
     rows = []
