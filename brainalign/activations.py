@@ -3,8 +3,9 @@
 Layers are read with forward hooks on named modules (``transformer.h.11``, ``model.layers.29``,
 ``encoder.block.7``, or any module a config names), so anything inside the model can be read, not only the
 hidden states it returns. Each forward pass is a *window* of text plus the character spans of the stimuli to
-read from it; a stimulus's vector is its last token (default) or the mean of its tokens, found by character
-offsets, so special tokens and prepended text never count as the stimulus.
+read from it; a stimulus's vector is its last token (default), the mean or (story words, ``story_readout``, by
+default) the sum of its tokens, found by character offsets, so special tokens and prepended text never count as
+the stimulus.
 
 Context modes, chosen from the dataset (``meta.json``) unless overridden:
   * ``sentence``: each text alone (Tuckute 2024);
@@ -189,6 +190,8 @@ def _read(outputs, names, token_index_lists, readout):
             batch_index = torch.tensor([b for b, _ in token_index_lists], device=hidden.device)
             last = torch.tensor([positions[-1] for _, positions in token_index_lists], device=hidden.device)
             picked.append(hidden[batch_index, last].float())
+        elif readout == "sum":
+            picked.append(torch.stack([hidden[b, positions].float().sum(0) for b, positions in token_index_lists]))
         else:
             picked.append(torch.stack([hidden[b, positions].float().mean(0) for b, positions in token_index_lists]))
     host = torch.cat(picked, dim=1).cpu().numpy()
@@ -378,12 +381,29 @@ def context_mode_for(meta: dict, options: dict) -> str:
     return "group" if meta.get("context") == "group" else "sentence"
 
 
+def readout_for(meta: dict, options: dict, spec: dict | None = None) -> str:
+    """How a stimulus's tokens become its vector: ``story_readout`` for the words of a time series (context mode
+    ``window``), ``readout`` elsewhere and for T5 in ``t5_mode: paper`` (which reads the ``</s>`` after each word,
+    as the paper did).
+
+    Why ``sum`` for story words: every token that falls in a scan should drive that scan's features (LITcoder
+    2025). A word's tokens share the word's time (the TextGrid times words, not tokens), and the Lanczos step
+    treats each event as an impulse at its time, so the sum of a word's token vectors is exactly every token an
+    impulse at the word's time; ``last`` (the earlier behaviour, and what the paper's Wehbe 2014 and Blank 2014
+    pipelines read: config/paper.yaml keeps it) drops all but the word's final token, ``mean`` divides by the
+    token count (a long word weighs as much as a short one)."""
+    if context_mode_for(meta, options) == "window" and not (spec and encoder_decoder_mode(spec) == "paper"):
+        return options.get("story_readout", "sum")
+    return options.get("readout", "last")
+
+
 def extract_arrays(loaded, spec: dict, stimuli, meta: dict, options: dict | None = None) -> tuple[list[str], dict]:
     """Layer name list and {layer: (n_stimuli, hidden) float32} for a prepared dataset's stimuli."""
     options = dict(options or {})
     names = resolve_layers(loaded.model, spec)
     stimuli = stimuli.reset_index(drop=True)
     mode = context_mode_for(meta, options)
+    options["readout"] = readout_for(meta, options, spec)
     options["context_mode"] = mode
     if mode == "window":
         arrays = _extract_story_words(loaded, spec, names, stimuli, options)
@@ -447,7 +467,7 @@ def extract_to_shard(spec: dict, model, dataset_dir, out_path, options: dict | N
         "model": spec["name"], "model_id": info["model_id"], "revision": info["revision"], "source": info["source"],
         "quantization": info["quantization"], "dtype": info["dtype"],
         "context_mode": options.get("context_mode") or context_mode_for(dataset.meta, options),
-        "readout": options.get("readout", "last"), "dataset": dataset.meta.get("name", ""),
+        "readout": readout_for(dataset.meta, options, spec), "dataset": dataset.meta.get("name", ""),
     }
     write_shard(out_path, names, arrays, dataset.stimuli["stimulus_id"].astype(str).tolist(), attrs,
                 options.get("storage_dtype", "float32"))

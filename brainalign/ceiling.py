@@ -12,6 +12,11 @@ be expected to reach.
     Brain-Score's v0 (1 - exp(-n / tau)) is available as ``curve: exponential`` and runs low on the same data. Brain-Score maps the pool to
     the held-out subject with its linear-regression metric; here the pool's same neuroid is the predictor
     (a consistency ceiling), which is exact for ROI-level data whose neuroids correspond across subjects.
+  * ``isc`` (time series, the default there): leave-one-subject-out inter-subject correlation, each subject's
+    time course against the mean of all the others, averaged over subjects per neuroid (ROI), then corrected from
+    a pool of S - 1 subjects to infinitely many in closed form (:func:`isc_ceiling`), with a bootstrap CI over
+    subjects. The per-neuroid extrapolation fit is unstable on 362 scans of 6 ROIs (Brennan 2016: 14 of 162
+    subject x ROI asymptotes at +-1); the ISC uses every subject for every ROI and has no curve to fit.
 Group-averaged data (one subject, ``average``) have no ceiling: raw r is reported, with a note.
 """
 
@@ -21,7 +26,7 @@ import logging
 
 import numpy as np
 
-from brainalign.correlation import pearson_columns, split_half_r
+from brainalign.correlation import pearson_columns, spearman_brown, split_half_r
 from brainalign.io import write_json
 
 log = logging.getLogger("brainalign.ceiling")
@@ -94,6 +99,58 @@ def extrapolation_ceiling(responses: np.ndarray, pool_sizes=None, n_draws: int =
             "mean_consistency_by_pool_size": np.nanmedian(mean_by_size.reshape(len(pool_sizes), -1), axis=1).tolist()}
 
 
+def subject_reliability(isc, n_subjects: int):
+    """The correlation between two subjects' responses (rho) implied by a leave-one-out ISC of ``n_subjects``.
+
+    Under shared response + independent noise, a subject correlates with the mean of m others at
+    sqrt(rho * rho_m), rho_m = m rho / (1 + (m - 1) rho) (Spearman-Brown); with m = S - 1 that is a quadratic in
+    rho, (S - 1) rho^2 - isc^2 (S - 2) rho - isc^2 = 0, whose positive root this returns (0 where isc <= 0)."""
+    isc = np.asarray(isc, dtype=float)
+    m = n_subjects - 1
+    square = np.clip(isc, 0, None) ** 2
+    rho = (square * (m - 1) + np.sqrt(square**2 * (m - 1) ** 2 + 4 * m * square)) / (2 * m)
+    return np.where(np.isfinite(isc), np.clip(rho, 0, 1), np.nan)
+
+
+def leave_one_out_isc(responses: np.ndarray) -> np.ndarray:
+    """(subjects, neuroids): each subject's Pearson r with the mean of the other subjects, per neuroid."""
+    n_subjects = responses.shape[0]
+    total = responses.sum(0)
+    return np.stack([pearson_columns(responses[s], (total - responses[s]) / (n_subjects - 1)) for s in range(n_subjects)])
+
+
+def isc_ceiling(responses: np.ndarray, n_bootstrap: int = 100, seed: int = 0) -> dict:
+    """responses: (subjects, samples, neuroids). Leave-one-subject-out ISC per neuroid (mean over subjects), the
+    single-subject reliability rho it implies (:func:`subject_reliability`), and two ceilings:
+
+      * ``ceiling`` (per subject, what normalises): sqrt(rho), the correlation of one subject's responses with the
+        noise-free shared response, i.e. the most an encoding model scored per subject (as ``ridge-grouped`` is on
+        Brennan 2016: one column per subject x ROI) can reach; the median over neuroids;
+      * ``group_mean_ceiling``: sqrt(Spearman-Brown(rho, S)), the same for the mean of the S subjects.
+
+    95% CIs: percentiles over ``n_bootstrap`` resamples of the subjects (their leave-one-out ISCs, with
+    replacement), every resample transformed the same way."""
+    n_subjects = responses.shape[0]
+    if n_subjects < 3:
+        raise ValueError("the leave-one-subject-out ISC ceiling needs at least 3 subjects")
+    loso = leave_one_out_isc(np.asarray(responses, dtype=np.float64))
+    isc = np.nanmean(loso, axis=0)
+    rho = subject_reliability(isc, n_subjects)
+    subject, group = np.sqrt(rho), np.sqrt(spearman_brown(rho, n_subjects))
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n_subjects, (n_bootstrap, n_subjects))
+    with np.errstate(invalid="ignore"):
+        boot_rho = subject_reliability(np.nanmean(loso[draws], axis=1), n_subjects)  # resamples x neuroids
+    boot_subject = np.nanmedian(np.sqrt(boot_rho), axis=1)
+    boot_group = np.nanmedian(np.sqrt(spearman_brown(boot_rho, n_subjects)), axis=1)
+    ci = lambda values: [float(v) for v in np.nanpercentile(values, [2.5, 97.5])]  # noqa: E731
+    per_ci = np.nanpercentile(np.sqrt(boot_rho), [2.5, 97.5], axis=0)
+    return {"ceiling": float(np.nanmedian(subject)), "ci": ci(boot_subject),
+            "group_mean_ceiling": float(np.nanmedian(group)), "group_mean_ci": ci(boot_group),
+            "isc": float(np.nanmedian(isc)), "per_neuroid": subject.tolist(), "per_neuroid_ci": per_ci.T.tolist(),
+            "per_neuroid_isc": isc.tolist(), "per_neuroid_group_mean": group.tolist(), "n_subjects": int(n_subjects)}
+
+
 def compute_ceiling(dataset, options: dict | None = None) -> dict:
     """The dataset's ceiling per the options (``method``: auto | extrapolation | split-half)."""
     options = dict(options or {})
@@ -112,6 +169,13 @@ def compute_ceiling(dataset, options: dict | None = None) -> dict:
                         + (f"Brain-Score's published ceiling {published} is used" if published else "raw r is reported")}
     method = options.get("method", "auto")
     result = {"split_half": split_half_ceiling(responses, int(options.get("n_splits", 10)), seed)}
+    if method == "isc" or (method == "auto" and meta.get("kind") == "timeseries" and responses.shape[0] >= 3):
+        result["isc"] = isc_ceiling(responses, int(options.get("n_bootstrap", 100)), seed)
+        value = result["isc"]["ceiling"]
+        note = ("leave-one-subject-out inter-subject correlation per ROI, corrected from S - 1 subjects to infinitely many "
+                "(Spearman-Brown; the correlation of one subject with the noise-free shared response), median over ROIs; "
+                "it normalises the per-subject encoding scores (group_mean_ceiling: the same for the mean of all subjects)")
+        return {"ceiling": value, "ci": result["isc"]["ci"], "method": "isc", "note": note, **result}
     if method in ("auto", "extrapolation") and responses.shape[0] >= 3:
         result["extrapolation"] = extrapolation_ceiling(responses, n_bootstrap=int(options.get("n_bootstrap", 100)), seed=seed,
                                                         curve=options.get("curve", "pool-reliability"))

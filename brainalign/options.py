@@ -189,6 +189,7 @@ class ExtractionOptions(StageOptions):
 
     batch_size: int
     readout: str
+    story_readout: str
     storage_dtype: str
     min_context_tokens: int
     max_context_tokens: int
@@ -215,9 +216,11 @@ class EncodingOptions(StageOptions):
     device: str
     dtype: str
     similarity: bool
-    delays: tuple[int, ...] | None = None
+    delays: tuple[int, ...]
     downsample: str
     gap: int
+    bootstrap_block: int
+    baseline: bool
     pca_components: int
     skip_first_words: int
     trim_run_edges: tuple[int, ...]

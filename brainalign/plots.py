@@ -43,7 +43,8 @@ plt.rcParams.update(STYLE)
 
 CAPTIONS = {
     "headline": "Headline alignment of every model on every dataset (score / noise ceiling where the dataset has one, "
-                "else raw r), with 95% bootstrap CIs: read which models align best and whether CIs separate them.",
+                "else raw r; time series: the gain in r over a word-rate and nuisance baseline), with 95% bootstrap CIs: "
+                "read which models align best and whether CIs separate them.",
     "pair_effect": "Each pair's base and derived model per dataset (one line per pair): lines rising to the right mean "
                    "the change (training, instruction-tuning) raises alignment.",
     "alignment_vs_size": "Alignment vs model size, trend fitted within trained models and within untrained controls "

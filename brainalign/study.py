@@ -20,7 +20,7 @@ import pandas as pd
 from brainalign.config import models_table
 from brainalign.io import atomic_path, software_versions, write_table
 from brainalign.reading_regression import lag_check_fires
-from brainalign.tables import headline_scores, read_tidy
+from brainalign.tables import GAIN_METRICS, GAIN_PROTOCOL, headline_scores, read_tidy
 
 
 def collect_scores(score_paths, config: dict, tidy_out, headline_out, models_out, properties_csv=None,
@@ -225,6 +225,66 @@ def reading_behaviour_table(tidy: pd.DataFrame, untrained=()) -> tuple[pd.DataFr
     return pd.DataFrame(rows), warnings
 
 
+def timeseries_gain_table(tidy: pd.DataFrame, models: pd.DataFrame | None = None, selection: str = "best") -> pd.DataFrame:
+    """Per time-series dataset x model: the raw score (linear, ridge-grouped), the baseline (word rate + nuisance),
+    the joint model (baseline + the layer's features), the gain (joint - baseline, the time series' headline) and
+    the variance added, each with its block-bootstrap 95% CI, at the ``selection`` layer; each trained model is
+    followed by its untrained control (its ``vanilla_base_model`` when that is untrained), so the two gains sit
+    side by side. Only rows of the tidy table."""
+    rows = tidy[(tidy["kind"] == "brain") & (tidy["protocol"] == GAIN_PROTOCOL) & (tidy["selection"] == selection)]
+    gain = rows[rows["metric"].isin(list(GAIN_METRICS.values()))]
+    if gain.empty:
+        return pd.DataFrame()
+    untrained = _untrained(models) if models is not None else set()
+    base_of = ({r.model: r.vanilla_base_model for r in models.itertuples()}
+               if models is not None and "vanilla_base_model" in models else {})
+    order = []
+    for model in sorted(set(gain["model"]), key=lambda m: (m in untrained, m)):
+        if model in order:
+            continue
+        order.append(model)
+        control = base_of.get(model)
+        if isinstance(control, str) and control in untrained and control in set(gain["model"]) and control not in order:
+            order.append(control)
+    out = []
+    for dataset in sorted(set(gain["dataset"])):
+        here = rows[rows["dataset"] == dataset]
+        for model in order:
+            cell = {r.metric: r for r in here[here["model"] == model].itertuples(index=False)}
+            if "gain_r" not in cell:
+                continue
+            at_layer = tidy[(tidy["dataset"] == dataset) & (tidy["model"] == model) & (tidy["metric"] == "linear")
+                            & (tidy["protocol"] == GAIN_PROTOCOL) & (tidy["selection"] == "layer")
+                            & (tidy["layer"] == cell["gain_r"].layer)]
+            raw = next(at_layer.itertuples(index=False), None)  # the features alone, at the same layer
+            out.append({"dataset": dataset, "model": model + (" (untrained)" if model in untrained else ""),
+                        "layer": cell["gain_r"].layer,
+                        "raw r": "" if raw is None else _with_ci(raw.raw_r, raw.ci_low, raw.ci_high),
+                        "baseline r": _with_ci(cell["baseline_r"].raw_r, cell["baseline_r"].ci_low, cell["baseline_r"].ci_high),
+                        "joint r": _with_ci(cell["joint_r"].raw_r, cell["joint_r"].ci_low, cell["joint_r"].ci_high),
+                        "gain (joint - baseline)": _with_ci(cell["gain_r"].raw_r, cell["gain_r"].ci_low, cell["gain_r"].ci_high),
+                        "variance added": _with_ci(cell["variance_added"].raw_r, cell["variance_added"].ci_low,
+                                                   cell["variance_added"].ci_high, 4),
+                        "ceiling": "" if pd.isna(cell["joint_r"].ceiling) else f"{cell['joint_r'].ceiling:.3f}"})
+    return pd.DataFrame(out)
+
+
+def _timeseries_section(tidy: pd.DataFrame, models: pd.DataFrame) -> list[str]:
+    table = timeseries_gain_table(tidy, models)
+    if table.empty:
+        return []
+    return ["<h2>Story fMRI: what each model adds over a word-rate and nuisance baseline</h2>",
+            "<p>Every feature that changes with each word, an untrained network's included, tracks how many words arrive "
+            "per scan, and motion follows the stimulus too. So each time-series dataset is scored three ways: the "
+            "baseline (word rate from the stimulus timing and the dataset's stimulus-level nuisance regressors; each "
+            "subject's head motion regressed out of the responses), the joint model (baseline + the layer's features, "
+            "one banded ridge), and the <b>gain</b> = joint r - baseline r, the headline for time series. Raw r "
+            "(the features alone, ridge-grouped) stays for reference. Best layer by joint score; 95% CIs resample "
+            "blocks of contiguous scans. The ceiling (leave-one-subject-out ISC, Spearman-Brown corrected; "
+            "docs/timeseries.md) normalises the raw and joint r in the full table. Untrained controls follow their "
+            "trained models.</p>", _table_html(table)]
+
+
 def _reading_section(tidy: pd.DataFrame, untrained) -> list[str]:
     table, warnings = reading_behaviour_table(tidy, untrained)
     if table.empty:
@@ -375,6 +435,8 @@ def write_summary_html(tidy_csv, headline_csv, models_csv, effect_csv, correlati
         "bootstrap 95% CI over pairs, relative change (derived - base) / |base|, and a two-sided sign-flip permutation "
         "p-value of the relative change.</p>",
         _table_html(_effect_table(effect)),
+        "</section><section id='timeseries'>",
+        *_timeseries_section(tidy, models),
         "</section><section id='reading'>",
         *_reading_section(tidy, untrained),
         "</section><section id='caveats'><h2>Caveats this run detected</h2>",

@@ -97,20 +97,31 @@ def check_models(models: pd.DataFrame, source) -> pd.DataFrame:
 HEADLINE_COLUMNS = ["model", "dataset", "score", "kind", "metric", "protocol", "layer", "normalised", "ci_low", "ci_high"]
 
 
+# A time series' baseline-gain rows (brainalign.encoding.baseline): tidy metric of each stored quantity, and their protocol
+GAIN_METRICS = {"baseline": "baseline_r", "joint": "joint_r", "gain": "gain_r", "variance_added": "variance_added"}
+GAIN_PROTOCOL = "ridge-grouped"  # the joint model's ridge, folds and penalties are ridge-grouped's
+
+
 HEADLINE_DEFAULTS = {"brain_metric": "linear", "brain_protocol": "ridge-grouped", "brain_selection": "best",
-                     "behaviour_metric": "surprisal_r", "behaviour_protocol": "default"}
+                     "timeseries_metric": "gain_r", "behaviour_metric": "surprisal_r", "behaviour_protocol": "default"}
 
 
 def headline_scores(tidy: pd.DataFrame, options: dict | None = None) -> pd.DataFrame:
     """One score per model x dataset from the tidy table, the rows the analysis config names (``analysis.headline``,
     defaults ``HEADLINE_DEFAULTS``): brain -> ``brain_metric`` / ``brain_protocol`` (``dataset_protocols`` may name
     another per dataset: the paper scored Wehbe 2014 with its own pipeline) / ``brain_selection`` (best layer, or
-    nested: chosen on training folds only); behaviour -> ``behaviour_metric`` / ``behaviour_protocol``."""
+    nested: chosen on training folds only), except that a dataset with ``timeseries_metric`` rows under that
+    protocol and selection (time series: ``gain_r``, the gain over the word-rate/nuisance baseline,
+    encoding.baseline) takes that metric: what a model adds beyond what any model carries; behaviour ->
+    ``behaviour_metric`` / ``behaviour_protocol``."""
     options = {**HEADLINE_DEFAULTS, **dict(options or {})}
     per_dataset = dict(options.get("dataset_protocols") or {})
     protocol = tidy["dataset"].map(lambda dataset: per_dataset.get(dataset, options["brain_protocol"]))
-    brain = tidy[(tidy["kind"] == "brain") & (tidy["metric"] == options["brain_metric"])
-                 & (tidy["protocol"] == protocol) & (tidy["selection"] == options["brain_selection"])]
+    selected = (tidy["kind"] == "brain") & (tidy["protocol"] == protocol) & (tidy["selection"] == options["brain_selection"])
+    gain = options.get("timeseries_metric") or ""
+    with_gain = set(tidy.loc[selected & (tidy["metric"] == gain), "dataset"]) if gain else set()
+    metric = tidy["dataset"].map(lambda dataset: gain if dataset in with_gain else options["brain_metric"])
+    brain = tidy[selected & (tidy["metric"] == metric)]
     behaviour = tidy[(tidy["kind"] == "behaviour") & (tidy["metric"] == options["behaviour_metric"])
                      & (tidy["protocol"] == options["behaviour_protocol"])]
     frame = pd.concat([brain, behaviour], ignore_index=True)

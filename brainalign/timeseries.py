@@ -3,7 +3,11 @@ finite-impulse-response delays.
 
 Why Lanczos: averaging the words inside each 2 s scan aliases fast fluctuations of the feature time course into
 the slow BOLD band; a Lanczos (windowed-sinc) low-pass at the scan Nyquist frequency does not (Huth et al. 2016;
-LITcoder 2025). Why FIR delays rather than a canonical HRF: the haemodynamic lag differs across regions and
+LITcoder 2025). The kernel is Huth et al.'s ``lanczosfun`` with ``cutoff = 1 / tr``: ``sin(pi t / tr) / (pi t / tr)``
+has its first zero at one TR and passes frequencies up to the scan Nyquist 1 / (2 tr) (gain 0.5 there), support
++-3 TR. (Until issue 19 the cutoff was 1 / (2 tr), a low-pass at half the Nyquist with twice the passband gain:
+half gain near 0.13 Hz at TR 2 s, support +-12 s; tests/test_timeseries.py checks the gain against the kernel's
+analytic frequency response.) Why FIR delays rather than a canonical HRF: the haemodynamic lag differs across regions and
 people; stacking the features at several lags lets the (ridge) encoding model learn the response shape.
 """
 
@@ -21,14 +25,34 @@ def lanczos_kernel(t: np.ndarray, cutoff: float, window: int = 3) -> np.ndarray:
     return kernel
 
 
+def lanczos_cutoff(tr: float) -> float:
+    """The kernel parameter of :func:`lanczos_kernel` for a scan every ``tr`` s: 1 / tr (Huth et al.'s
+    ``lanczosinterp2D`` with ``cutoff_mult = 1``), a low-pass whose gain falls to one half at the scan Nyquist
+    frequency 1 / (2 tr)."""
+    return 1.0 / float(tr)
+
+
+def lanczos_gain(frequency, tr: float, window: int = 3, step: float = 1e-3) -> np.ndarray:
+    """The downsampling's frequency response: the kernel's Fourier transform at ``frequency`` (Hz) divided by its
+    integral (``tr``), by numerical integration. A sinusoid of amplitude A carried by events at a steady rate of
+    ``rho`` per second comes out of :func:`lanczos_downsample` with amplitude ``A * rho * tr * gain`` (``rho * tr``:
+    the events per scan, since events are impulses that add up)."""
+    cutoff = lanczos_cutoff(tr)
+    t = np.arange(-window / cutoff, window / cutoff + step, step)
+    kernel = lanczos_kernel(t, cutoff, window)
+    frequency = np.atleast_1d(np.asarray(frequency, dtype=float))
+    return (np.cos(2 * np.pi * frequency[:, None] * t[None, :]) @ kernel) / kernel.sum()
+
+
 def lanczos_downsample(features: np.ndarray, event_times: np.ndarray, scan_times: np.ndarray, tr: float,
                        window: int = 3) -> np.ndarray:
-    """Features of events (words) at ``event_times`` resampled at ``scan_times`` with a low-pass at 1/(2 tr).
+    """Features of events (words, tokens) at ``event_times`` resampled at ``scan_times`` with a low-pass at the scan
+    Nyquist frequency (:func:`lanczos_cutoff`).
 
     Each scan gets the kernel-weighted sum of the event features around it (events are impulses, as in Huth et
     al.'s ``lanczosinterp2D``), so more words in a scan give a larger value, as more words drive more response.
     """
-    cutoff = 1.0 / (2.0 * tr)
+    cutoff = lanczos_cutoff(tr)
     weights = lanczos_kernel(scan_times[:, None] - event_times[None, :], cutoff, window)
     return weights @ features
 

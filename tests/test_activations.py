@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from brainalign.activations import _extract_windows, _windows_for, block_layer_names, extract_arrays, extract_to_shard
+from brainalign.alignment import tokens_overlapping
 from brainalign.datasets.base import PreparedDataset, write_prepared
 from brainalign.models import load_model
 
@@ -229,7 +230,9 @@ def test_encoder_story_word_equals_a_pass_over_the_text_up_to_it(tiny_encoder):
 
     spec, loaded = tiny_encoder
     tokenizer = loaded.tokenizer
-    names, arrays = extract_arrays(loaded, spec, story_table(STORY), {"kind": "timeseries"}, WINDOW_OPTIONS)
+    names, arrays = extract_arrays(loaded, spec, story_table(STORY), {"kind": "timeseries"}, {**WINDOW_OPTIONS, "story_readout": "last"})
+    _, summed = extract_arrays(loaded, spec, story_table(STORY), {"kind": "timeseries"}, WINDOW_OPTIONS)  # default: sum
+    n_multi = 0
     budget = WINDOW_OPTIONS["max_context_tokens"] - 2  # [CLS] ... [SEP]
     cls, sep = tokenizer("a")["input_ids"][0], tokenizer("a")["input_ids"][-1]
     for i in (0, 3, 9, len(STORY) - 1):
@@ -240,9 +243,16 @@ def test_encoder_story_word_equals_a_pass_over_the_text_up_to_it(tiny_encoder):
             out = loaded.model(input_ids=torch.tensor([[cls] + ids + [sep]]), output_hidden_states=True)
         assert names[0] == "embeddings.word_embeddings"
         np.testing.assert_allclose(arrays[names[0]][i], loaded.model.embeddings.word_embeddings.weight[ids[-1]].detach().numpy(), atol=1e-6)
+        text = " ".join(STORY[: i + 1])
+        n_word = len(tokens_overlapping(tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"],
+                                        len(text) - len(STORY[i]), len(text)))  # the word's tokens (not a bare space)
+        n_multi += n_word > 1
         for layer, name in enumerate(names[1:], start=1):
             # the word's last token sits right before the trailing [SEP]
             np.testing.assert_allclose(arrays[name][i], out.hidden_states[layer][0, -2].numpy(), atol=1e-5)
+            # story_readout: sum (the default): every token of the word, each an impulse at the word's time
+            np.testing.assert_allclose(summed[name][i], out.hidden_states[layer][0, -1 - n_word:-1].numpy().sum(0), atol=1e-4)
+    assert n_multi  # some word spans several tokens, so sum and last differ there
 
 
 def test_non_causal_group_mode_reads_each_text_from_a_window_ending_with_it(tiny_encoder):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from brainalign.ceiling import compute_ceiling, extrapolation_ceiling, split_half_ceiling
 from brainalign.correlation import spearman_brown
@@ -58,3 +59,59 @@ def test_per_subject_dataset_uses_extrapolation_and_reports_split_half():
     result = compute_ceiling(dataset, {"n_bootstrap": 5})
     assert result["method"] == "extrapolation" and 0 < result["ceiling"] <= 1
     assert 0 < result["split_half"]["ceiling"] <= 1
+
+
+# ----------------------------------------------------------------------------------------------- issue 19: ISC
+def _shared_plus_noise(n_subjects, n_samples, reliabilities, seed=0):
+    """Subjects = one shared signal per neuroid + independent noise, scaled so that two subjects correlate at
+    ``reliabilities[j]`` (rho) for neuroid j; the true per-subject ceiling is sqrt(rho)."""
+    rng = np.random.default_rng(seed)
+    rho = np.asarray(reliabilities)
+    shared = rng.standard_normal((n_samples, len(rho)))
+    noise = rng.standard_normal((n_subjects, n_samples, len(rho)))
+    return np.sqrt(rho) * shared[None] + np.sqrt(1 - rho) * noise
+
+
+def test_isc_ceiling_recovers_a_planted_reliability_and_matches_a_slow_reference():
+    from brainalign.ceiling import isc_ceiling, leave_one_out_isc, subject_reliability
+
+    rho = np.array([0.05, 0.1, 0.2, 0.4])
+    responses = _shared_plus_noise(25, 2000, rho)
+    result = isc_ceiling(responses, n_bootstrap=200, seed=0)
+    # slow reference: a loop of np.corrcoef, each subject against the mean of the others
+    slow = np.array([[np.corrcoef(responses[s, :, j], np.delete(responses, s, 0)[:, :, j].mean(0))[0, 1] for j in range(4)]
+                     for s in range(25)])
+    np.testing.assert_allclose(leave_one_out_isc(responses), slow, atol=1e-10)
+    np.testing.assert_allclose(result["per_neuroid_isc"], slow.mean(0), atol=1e-10)
+    # the closed form inverts the expected ISC against S - 1 others, sqrt(rho * SB(rho, S - 1))
+    np.testing.assert_allclose(subject_reliability(np.sqrt(rho * spearman_brown(rho, 24)), 25), rho, atol=1e-12)
+    np.testing.assert_allclose(result["per_neuroid"], np.sqrt(rho), atol=0.03)
+    np.testing.assert_allclose(result["per_neuroid_group_mean"], np.sqrt(spearman_brown(rho, 25)), atol=0.02)
+    low, high = result["ci"]
+    assert low <= result["ceiling"] <= high and high - low < 0.1
+    per_ci = np.array(result["per_neuroid_ci"])  # resampling subjects: covers the planted ceilings
+    assert ((per_ci[:, 0] - 0.01 <= np.sqrt(rho)) & (np.sqrt(rho) <= per_ci[:, 1] + 0.01)).all(), (per_ci, np.sqrt(rho))
+    assert result["ceiling"] == pytest.approx(np.median(result["per_neuroid"]))
+
+
+def test_isc_ceiling_is_stable_where_the_extrapolation_fit_is_not():
+    """Few scans, weak and negative ROIs (as Brennan 2016's 6 ROIs over 362 scans): every ISC ceiling stays inside
+    [0, 1) with a CI, where per-subject x ROI asymptotes of the extrapolation fit run to the bounds."""
+    from brainalign.ceiling import isc_ceiling
+
+    responses = _shared_plus_noise(12, 150, [0.0, 0.01, 0.03, 0.08, 0.15, 0.3], seed=3)
+    isc = isc_ceiling(responses, n_bootstrap=100)
+    assert all(0 <= v < 0.7 for v in isc["per_neuroid"]) and isc["ci"][0] <= isc["ceiling"] <= isc["ci"][1]
+    extrapolated = np.array(extrapolation_ceiling(responses, n_bootstrap=10, n_draws=4)["per_neuroid"])
+    assert np.nanmax(np.abs(extrapolated)) > 0.95  # the per-neuroid curve fit hits its bounds
+
+
+def test_time_series_ceiling_is_the_isc_by_default():
+    responses = _shared_plus_noise(6, 200, [0.1, 0.3], seed=1).astype(np.float32)
+    dataset = PreparedDataset(pd.DataFrame({"stimulus_id": ["w0"], "text": ["a"], "group": ["s"], "position": [0], "onset": [0.0],
+                                            "offset": [0.1]}), responses, [f"s{i}" for i in range(6)], ["a", "b"],
+                              np.arange(200) * 2.0, np.array(["s"] * 200, dtype=object), None,
+                              {"name": "ts", "kind": "timeseries", "tr": 2.0})
+    result = compute_ceiling(dataset, {"method": "auto", "n_bootstrap": 50})
+    assert result["method"] == "isc" and result["ceiling"] == result["isc"]["ceiling"] and len(result["ci"]) == 2
+    assert "normalises" in result["note"]

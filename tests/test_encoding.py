@@ -328,3 +328,26 @@ def test_grouped_folds_are_computed_once_per_job_and_read_only():
 
     expected = list(GroupKFold(n_splits=5, shuffle=True, random_state=3).split(np.zeros(40), groups=groups))
     assert all(np.array_equal(a[1], b[1]) for a, b in zip(first, expected))
+
+
+def test_sentence_bootstrap_resamples_whole_passages():
+    """Issue 19: sentences nested in passages are resampled passage by passage (the layer design's units are the CV
+    groups); unique groups keep the old per-sample draws exactly. With passage-level shared noise, the passage CI
+    is wider than the sentence CI."""
+    from brainalign.encoding.folds import fold_units, grouped_folds
+    from brainalign.encoding.protocols import cross_validated_score
+
+    rng = np.random.default_rng(0)
+    groups = np.repeat([f"p{i:02d}" for i in range(40)], 5)
+    passage_noise = np.repeat(rng.standard_normal((40, 4)), 5, axis=0)
+    x = np.repeat(rng.standard_normal((40, 6)), 5, axis=0) + 0.3 * rng.standard_normal((200, 6))  # passage topics
+    y = x[:, :1] @ np.ones((1, 4)) + 2.0 * passage_noise + rng.standard_normal((200, 4))
+    folds = grouped_folds(groups, 5, 0)
+    assert fold_units(folds, np.arange(200)) is None and len(fold_units(folds, groups)) == 5
+    options = {"n_bootstrap": 300, "feature_scaling": "zscore", "protocols": ["ridge-grouped"]}
+    by_sentence = cross_validated_score(x, y, groups, "ridge-grouped", options)
+    by_passage = cross_validated_score(x, y, groups, "ridge-grouped", options, units=groups)
+    assert by_passage["score"] == by_sentence["score"]
+    assert (by_passage["ci_high"] - by_passage["ci_low"]) > 1.3 * (by_sentence["ci_high"] - by_sentence["ci_low"])
+    same = cross_validated_score(x, y, groups, "ridge-grouped", options, units=np.arange(200))
+    assert (same["ci_low"], same["ci_high"]) == (by_sentence["ci_low"], by_sentence["ci_high"])

@@ -301,10 +301,11 @@ def test_typed_options_round_trip_the_job_options(name):
 
 def test_typed_options_are_frozen_typed_mappings():
     typed = opts.EncodingOptions.from_dict({"n_folds": 4, "alphas": [0.1, 1.0], "progress": False})
-    assert typed.n_folds == 4 and typed.alphas == (0.1, 1.0) and typed.delays is None
+    assert typed.n_folds == 4 and typed.alphas == (0.1, 1.0) and typed.delays == (1, 2, 3, 4)
+    assert opts.EncodingOptions.from_dict({}).alphas is None and "alphas" not in opts.EncodingOptions.from_dict({})
     assert typed.protocols == tuple(opts.schema_defaults("encoding")["protocols"])
     assert typed.extra == {"progress": False} and typed["progress"] is False
-    assert typed.get("gap", 5) == 5 and "delays" not in typed and "alphas" in typed
+    assert typed.get("gap", 5) == 5 and "delays" in typed and "alphas" in typed
     assert typed.as_dict()["alphas"] == [0.1, 1.0]  # lists again, as in the dict (and the JSON record)
     with pytest.raises(dataclasses.FrozenInstanceError):
         typed.n_folds = 3

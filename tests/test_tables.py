@@ -143,3 +143,45 @@ def test_headline_takes_the_configured_protocol_per_dataset():
     headline = headline_scores(tidy, {"brain_protocol": "brainscore-2023", "dataset_protocols": {"wehbe2014": "wehbe-2014"}})
     assert dict(zip(headline["dataset"], headline["protocol"])) == {"pereira2018_243": "brainscore-2023", "wehbe2014": "wehbe-2014"}
     assert list(headline_scores(tidy)["protocol"]) == ["ridge-grouped", "ridge-grouped"]  # the default
+
+
+def _gain_tidy():
+    from brainalign.tables import tidy_frame, tidy_row
+
+    rows = []
+    for model, gain in (("m", 0.05), ("m-untrained", 0.004)):
+        rows.append(tidy_row(model, "story", "brain", "linear", "ridge-grouped", 0.14, selection="best", layer="L2"))
+        rows.append(tidy_row(model, "story", "brain", "linear", "ridge-grouped", 0.13, selection="layer", layer="L1"))
+        rows.append(tidy_row(model, "sent", "brain", "linear", "ridge-grouped", 0.3, selection="best", layer="L1"))
+        for metric, value in (("baseline_r", 0.07), ("joint_r", 0.07 + gain), ("gain_r", gain), ("variance_added", 0.001)):
+            rows.append(tidy_row(model, "story", "brain", metric, "ridge-grouped", value, selection="best", layer="L1",
+                                 ci=(value - 0.01, value + 0.01)))
+    return tidy_frame(rows)
+
+
+def test_a_time_series_headline_is_its_gain_over_the_baseline():
+    """Issue 19: where a dataset has gain rows under the headline protocol, its headline is the gain; elsewhere (and
+    with timeseries_metric: "") the raw score."""
+    from brainalign.tables import headline_scores
+
+    tidy = _gain_tidy()
+    headline = headline_scores(tidy).set_index(["model", "dataset"])
+    assert headline.loc[("m", "story"), "metric"] == "gain_r" and headline.loc[("m", "story"), "score"] == 0.05
+    assert headline.loc[("m", "sent"), "metric"] == "linear"
+    raw = headline_scores(tidy, {"timeseries_metric": ""}).set_index(["model", "dataset"])
+    assert raw.loc[("m", "story"), "metric"] == "linear" and raw.loc[("m", "story"), "score"] == 0.14
+    paper = headline_scores(tidy, {"brain_protocol": "brainscore-2023"})
+    assert "gain_r" not in set(paper["metric"])
+
+
+def test_the_summary_shows_baseline_model_and_gain_with_the_untrained_control_beside():
+    import pandas as pd
+
+    from brainalign.study import timeseries_gain_table
+
+    models = pd.DataFrame({"model": ["m", "m-untrained"], "vanilla_base_model": ["m-untrained", ""], "trained": [1, 0]})
+    table = timeseries_gain_table(_gain_tidy(), models)
+    assert table["model"].tolist() == ["m", "m-untrained (untrained)"]
+    assert table["gain (joint - baseline)"].tolist() == ["0.050 [0.040, 0.060]", "0.004 [-0.006, 0.014]"]
+    assert table["raw r"].tolist() == ["0.130", "0.130"]  # the features alone at the same layer (L1)
+    assert table["baseline r"].iloc[0] == table["baseline r"].iloc[1]

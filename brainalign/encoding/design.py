@@ -51,9 +51,9 @@ def layer_design(features: np.ndarray, dataset, options: dict) -> tuple[np.ndarr
 
     meta = dataset.meta
     if meta["kind"] != "timeseries":
-        return features, dataset.stimuli["group"].astype(str).to_numpy(), {}
-    scan_groups = (np.asarray(dataset.sample_groups).astype(str) if dataset.sample_groups is not None
-                   else np.zeros(dataset.responses.shape[1], dtype=str))
+        groups = dataset.stimuli["group"].astype(str).to_numpy()
+        return features, groups, {"bootstrap_units": groups}  # sentences nested in passages: resample passages
+    scan_groups = dataset_scan_groups(dataset)
     if meta.get("lag_applied") and len(features) == dataset.responses.shape[1]:
         scans, delays = features, [0]
     else:
@@ -70,13 +70,42 @@ def layer_design(features: np.ndarray, dataset, options: dict) -> tuple[np.ndarr
             scans[in_run] = words_to_scans(features[words].astype(np.float64), stimuli.loc[words, "onset"].to_numpy(),
                                            stimuli.loc[words, "offset"].to_numpy(), dataset.sample_times[in_run],
                                            float(meta["tr"]), options.get("downsample", "lanczos"))
-        delays = list(options.get("delays") or [1, 2, 3, 4])
+        delays = checked_delays(options, meta.get("name"))
     design = make_delays(scans, delays, scan_groups)
-    overrides = {"delays": delays}
+    overrides = timeseries_overrides(scan_groups, options, meta.get("name"))
+    overrides["delays"] = delays
     if len(np.unique(scan_groups)) >= 2:
         return design, scan_groups, overrides
     overrides["blocks"] = int(options.get("n_folds", 5))
     return design, None, overrides
+
+
+def dataset_scan_groups(dataset) -> np.ndarray:
+    """Every scan's run (str); one run when the dataset names none."""
+    if dataset.sample_groups is not None:
+        return np.asarray(dataset.sample_groups).astype(str)
+    return np.zeros(dataset.responses.shape[1], dtype=str)
+
+
+def checked_delays(options: dict, dataset=None) -> list[int]:
+    """``encoding.delays`` (scans back in time; schema default 1-4: 2-8 s at TR 2 s, the rise and peak of the
+    haemodynamic response), checked: at least one, none negative, no repeats."""
+    delays = [int(d) for d in (options.get("delays") or [1, 2, 3, 4])]
+    if not delays or min(delays) < 0 or len(set(delays)) != len(delays):
+        raise BrainalignError(f"dataset {dataset}: encoding.delays {delays}; expected distinct scan counts >= 0, e.g. [1, 2, 3, 4]")
+    return delays
+
+
+def timeseries_overrides(scan_groups: np.ndarray, options: dict, dataset=None) -> dict:
+    """What every time-series protocol of one dataset shares, recorded in each layer's result: ``gap`` (scans left
+    out at the edges of a test block), ``bootstrap_block`` (scans per bootstrap unit) and the units themselves
+    (``bootstrap_units``, not recorded: one label per scan)."""
+    from brainalign.encoding.folds import scan_block_units
+
+    gap, block = int(options.get("gap", 5)), int(options.get("bootstrap_block", 10))
+    if gap < 0:
+        raise BrainalignError(f"dataset {dataset}: encoding.gap {gap}; expected scans >= 0")
+    return {"gap": gap, "bootstrap_block": block, "bootstrap_units": scan_block_units(scan_groups, block)}
 
 
 # ----------------------------------------------------------------------------------------------- word level
@@ -114,9 +143,7 @@ def word_level_design(features: np.ndarray, dataset, neuroid_names: list[str]) -
                                                                               if meta.get("lag_applied") else ""))
     if len(features) != len(stimuli):
         raise BrainalignError(f"dataset {name}: {len(features)} feature rows for {len(stimuli)} words")
-    n_scans = dataset.responses.shape[1]
-    scan_groups = (np.asarray(dataset.sample_groups).astype(str) if dataset.sample_groups is not None
-                   else np.zeros(n_scans, dtype=str))
+    scan_groups = dataset_scan_groups(dataset)
     all_names = [f"{s}.{n}" if len(dataset.subjects) > 1 else str(n) for s in dataset.subjects for n in dataset.neuroids]
     subject_of = dict(zip(all_names, response_subjects(dataset)))
     return WordLevel(np.asarray(features, dtype=np.float64),

@@ -75,3 +75,63 @@ def shuffle_splits(n: int, n_splits: int = 10, train_size: float = 0.9, seed: in
         permutation = rng.permutation(n)
         splits.append((permutation[n - n_train:], permutation[:n - n_train]))
     return splits
+
+
+# ----------------------------------------------------------------------------------------------- bootstrap units
+def scan_block_units(groups: np.ndarray, block: int) -> np.ndarray:
+    """A resampling unit per scan for a time series: contiguous blocks of ``block`` scans within each run (run =
+    ``groups``, scans in presentation order), numbered 0, 1, ... in scan order.
+
+    Why blocks: neighbouring scans share the slow haemodynamic response (and the FIR-delayed features), so scans
+    are not independent draws; resampling single scans makes a CI too narrow (tests/test_timeseries.py: coverage
+    of a planted correlation under AR(1) noise). Resampling blocks longer than the autocorrelation keeps it
+    (the moving/non-overlapping block bootstrap, Kunsch 1989; Carlstein 1986)."""
+    groups = np.asarray(groups).astype(str)
+    if block < 1:
+        raise BrainalignError(f"encoding.bootstrap_block: {block}; expected at least 1 scan")
+    units = np.empty(len(groups), dtype=np.int64)
+    start, label = 0, 0
+    while start < len(groups):
+        stop = start
+        while stop < len(groups) and groups[stop] == groups[start]:
+            stop += 1
+        position = np.arange(stop - start)
+        units[start:stop] = label + position // block
+        label += int(position[-1] // block) + 1
+        start = stop
+    return units
+
+
+def unit_resample_counts(units: list[np.ndarray], n_bootstrap: int, seed: int) -> list[np.ndarray]:
+    """For each test fold (``units[k]``: a resampling unit per test sample: a passage, a block of scans), the
+    (resamples x samples) counts of a cluster bootstrap: each resample draws the fold's units with replacement,
+    as many as it has, and every sample counts as often as its unit was drawn. Units of unequal size make a
+    resample's total differ from the fold's size; each row is rescaled to sum to the fold's size, which leaves its
+    weighted Pearson r unchanged and is what ``protocols._resampled_pearson`` assumes."""
+    rng = np.random.default_rng(seed)
+    counts = []
+    for labels in units:
+        _, inverse = np.unique(np.asarray(labels), return_inverse=True)
+        n_units = int(inverse.max()) + 1 if len(inverse) else 0
+        drawn = np.zeros((n_bootstrap, max(n_units, 1)))
+        if n_units:
+            draws = rng.integers(0, n_units, (n_bootstrap, n_units))
+            np.add.at(drawn, (np.repeat(np.arange(n_bootstrap), n_units), draws.ravel()), 1.0)
+        if not n_units:
+            counts.append(np.zeros((n_bootstrap, 0)))
+            continue
+        weights = drawn[:, inverse]
+        counts.append(weights * (len(inverse) / weights.sum(1, keepdims=True)))
+    return counts
+
+
+def fold_units(folds, units: np.ndarray | None) -> list[np.ndarray] | None:
+    """Each test fold's resampling units (``units``: one label per sample), or None where every test sample is its
+    own unit (then the bootstrap resamples samples, with the draws it always made)."""
+    if units is None:
+        return None
+    units = np.asarray(units)
+    per_fold = [units[np.asarray(test)] for _, test in folds]
+    if all(len(np.unique(labels)) == len(labels) for labels in per_fold):
+        return None
+    return per_fold

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from brainalign.encoding.baseline import baseline_design, baseline_gain, gain_rows
 from brainalign.encoding.design import layer_design, responses_matrix, word_level_design
 from brainalign.encoding.protocols import PROTOCOLS, cross_validated_score, default_protocols, get_protocol
 from brainalign.errors import BrainalignError
@@ -53,6 +54,7 @@ class LayerInputs:
     overrides: dict         # what the design fixed (``delays``; ``blocks`` for a single run)
     options: dict           # the encoding options
     words: Any = None       # the word-level input (encoding.design.WordLevel) when a selected protocol needs it
+    baseline: Any = None    # a time series' baseline regressors (encoding.baseline.Baseline), else None
 
 
 @dataclass
@@ -90,6 +92,7 @@ class LayerMetric:
     rows: Callable
     section: str | None = None
     switch: str | None = None
+    every_layer: bool = False  # a headline of its own (the time-series gain): never left to encoding.extras_layers
 
     def stored(self, result: dict):
         return result[self.section][self.name] if self.section else result[self.name]
@@ -146,11 +149,11 @@ LAYER_METRICS: dict[str, LayerMetric] = {}  # name -> metric; rows follow this o
 
 
 def register_layer_metric(name: str, *, rows: Callable = similarity_rows, section: str | None = None,
-                          switch: str | None = "similarity"):
+                          switch: str | None = "similarity", every_layer: bool = False):
     """Decorator: register ``compute(LayerInputs)`` as layer metric ``name`` (defaults: a similarity metric)."""
 
     def decorator(compute: Callable) -> Callable:
-        LAYER_METRICS[name] = LayerMetric(name, compute, rows, section, switch)
+        LAYER_METRICS[name] = LayerMetric(name, compute, rows, section, switch, every_layer)
         return compute
 
     return decorator
@@ -159,7 +162,8 @@ def register_layer_metric(name: str, *, rows: Callable = similarity_rows, sectio
 def _score_protocol(name: str, layer: LayerInputs) -> dict:
     """One protocol's cross-validated score of the layer, on the folds the layer's design asks of it."""
     folds, options = get_protocol(name).layer_folds(len(layer.x), layer.overrides, layer.options)
-    return cross_validated_score(layer.x, layer.y, layer.groups, name, options, folds=folds, words=layer.words)
+    return cross_validated_score(layer.x, layer.y, layer.groups, name, options, folds=folds, words=layer.words,
+                                 units=layer.overrides.get("bootstrap_units"))
 
 
 def protocol_metric(name: str) -> LayerMetric:
@@ -184,6 +188,13 @@ def _rsa(layer: LayerInputs) -> float:
 @register_layer_metric("cka")
 def _cka(layer: LayerInputs) -> float:
     return linear_cka(layer.x, layer.y)
+
+
+@register_layer_metric("baseline-gain", rows=gain_rows, switch="baseline", every_layer=True)
+def _baseline_gain(layer: LayerInputs) -> dict | None:
+    """Time series only (None elsewhere: not stored): baseline, joint and gain (encoding.baseline)."""
+    return None if layer.baseline is None else baseline_gain(layer.x, layer.y, layer.baseline, layer.groups, layer.overrides,
+                                                             layer.options)
 
 
 def selected_metrics(options: dict) -> list[LayerMetric]:
@@ -215,7 +226,7 @@ def fit_layer(features: np.ndarray, dataset, options: dict | None = None, metric
         _, names, excluded = responses_matrix(dataset)
         result = {"n_samples": int(len(x)), "n_features": int(x.shape[1]), "n_neuroids": len(names), "neuroids": names,
                   "excluded_neuroids": excluded, "protocols": {}, "options": dict(sorted(options.items())),
-                  **{k: v for k, v in overrides.items() if k != "blocks"}}
+                  **{k: v for k, v in overrides.items() if k not in ("blocks", "bootstrap_units")}}
         result["distinct_feature_rows"] = distinct = int(len(np.unique(x, axis=0)))
         if distinct < max(10, len(x) // 10):
             log.warning("only %d distinct feature rows among %d samples (e.g. a token-embedding layer read out at the same "
@@ -223,9 +234,14 @@ def fit_layer(features: np.ndarray, dataset, options: dict | None = None, metric
                         distinct, len(x))
     y, names, _ = responses_matrix(dataset)
     word_level = any(metric.name in PROTOCOLS and PROTOCOLS[metric.name].word_level for metric in metrics)
-    layer = LayerInputs(x, y, groups, overrides, options, word_level_design(features, dataset, names) if word_level else None)
+    baseline = (baseline_design(dataset, names, options)
+                if dataset.meta["kind"] == "timeseries" and any(m.name == "baseline-gain" for m in metrics) else None)
+    layer = LayerInputs(x, y, groups, overrides, options, word_level_design(features, dataset, names) if word_level else None,
+                        baseline)
     for metric in metrics:
         value = metric.compute(layer)
+        if value is None:
+            continue
         if metric.section:
             result.setdefault(metric.section, {})[metric.name] = value
         else:
@@ -300,12 +316,14 @@ def fit_layers_file(shard_path, dataset_dir, out_dir, options: dict | None = Non
     from brainalign.progress import progress_bar
 
     metrics = selected_metrics(options)
-    extras_later = options.get("extras_layers", "all") == "selected" and n_parts == 1 and len(metrics) > 1
+    everywhere = metrics[:1] + [metric for metric in metrics[1:] if metric.every_layer]
+    extras = [metric for metric in metrics if metric not in everywhere]
+    extras_later = options.get("extras_layers", "all") == "selected" and n_parts == 1 and bool(extras)
     for layer in progress_bar(todo, desc=f"{Path(shard_path).stem} layers", unit="layer", disable=not progress):
         _fit_and_write(read_layer(shard_path, layer), layer, dataset, partial / layer_file_name(layer), options,
-                       metrics[:1] if extras_later else None)
+                       everywhere if extras_later else None)
     if extras_later:
-        _add_extras_at_selected_layers(shard_path, dataset, partial, layers, options, metrics)
+        _add_extras_at_selected_layers(shard_path, dataset, partial, layers, options, metrics[0], extras)
     if out_dir.exists():
         shutil.rmtree(out_dir)
     partial.rename(out_dir)
@@ -325,17 +343,17 @@ def selected_layers(by_layer: dict[str, dict], layer_names: list[str], metric: L
 
 
 def _add_extras_at_selected_layers(shard_path, dataset, folder: Path, layers: list[str], options: dict,
-                                   metrics: list[LayerMetric]) -> None:
-    """``encoding.extras_layers: selected``: every metric after the first protocol (the other protocols, RSA, CKA)
-    only at the first protocol's best and nested layers, which is where the report reads them; the others keep
-    the first protocol alone. A layer that already holds a metric (a resumed job) is not refitted."""
+                                   first: LayerMetric, extras: list[LayerMetric]) -> None:
+    """``encoding.extras_layers: selected``: the ``extras`` (the metrics after the first protocol but those needed
+    at every layer: the other protocols, RSA, CKA) only at the ``first`` protocol's best and nested layers, which
+    is where the report reads them. A layer that already holds a metric (a resumed job) is not refitted."""
     by_layer = {layer: json.loads((folder / layer_file_name(layer)).read_text()) for layer in layers}
-    for layer in selected_layers(by_layer, layers, metrics[0]):
+    for layer in selected_layers(by_layer, layers, first):
         result = by_layer[layer]
-        missing = [metric for metric in metrics[1:] if not metric.has(result)]
+        missing = [metric for metric in extras if not metric.has(result)]
         if missing:
             fit_layer(read_layer(shard_path, layer), dataset, options, missing, result)
-            result["extras_at"] = f"selected by {metrics[0].name}"
+            result["extras_at"] = f"selected by {first.name}"
             write_json(result, folder / layer_file_name(layer))
             log.info("layer %s: %s added (a selected layer)", layer, ", ".join(metric.name for metric in missing))
 

@@ -35,7 +35,7 @@ import numpy as np
 
 from brainalign.correlation import pearson_columns
 from brainalign.encoding.backend import NUMPY, backend_ops, ops_of, to_numpy
-from brainalign.encoding.folds import block_folds, grouped_folds, shuffle_splits
+from brainalign.encoding.folds import block_folds, fold_units, grouped_folds, shuffle_splits, unit_resample_counts
 from brainalign.encoding.ridge import (
                                         DEFAULT_ALPHAS,
                                         FEATURE_SCALINGS,
@@ -387,10 +387,12 @@ def wehbe_2014(fold: Fold):
 
 # ----------------------------------------------------------------------------------------------- scoring
 def cross_validated_score(x: np.ndarray, y: np.ndarray, groups=None, protocol: str = "ridge-grouped",
-                          options: dict | None = None, folds=None, words=None) -> dict:
+                          options: dict | None = None, folds=None, words=None, units=None) -> dict:
     """Score one feature matrix against responses (samples x neuroids) under a registered protocol, on the back
     end that ``options["backend"]`` names (numpy or torch, ``options["device"]``). ``words``: the word-level input
-    (encoding.design.WordLevel) that a word-level protocol needs; its scans are then grouped by run."""
+    (encoding.design.WordLevel) that a word-level protocol needs; its scans are then grouped by run. ``units``: the
+    bootstrap's resampling unit of every sample (passages, blocks of scans: encoding.folds.scan_block_units); None:
+    single samples."""
     options = dict(options or {})
     seed = int(options.get("seed", 0))
     dtype = np.dtype(options.get("dtype", "float32"))
@@ -420,7 +422,8 @@ def cross_validated_score(x: np.ndarray, y: np.ndarray, groups=None, protocol: s
         neuroid_r.append(r)
         fold_scores.append(_median(r) if aggregate is None else float(aggregate(r)))
         pairs.append((predicted, actual))
-    ci_low, ci_high = _bootstrap(pairs, int(options.get("n_bootstrap", 1000)), seed, reduce=aggregate)
+    ci_low, ci_high = _bootstrap(pairs, int(options.get("n_bootstrap", 1000)), seed, reduce=aggregate,
+                                 units=fold_units(folds, units))
     return {
         "score": float(np.nanmean(fold_scores)),
         "fold_scores": fold_scores,
@@ -477,15 +480,17 @@ def _resample_counts(sizes: list[int], n_bootstrap: int, seed: int) -> list[np.n
 
 
 def _bootstrap(pairs, n_bootstrap: int, seed: int, chunk_elements: int = 2_000_000,
-               reduce: Callable | None = None) -> tuple[float, float]:
-    """95% percentile CI of the protocol's score, resampling stimuli within each test fold.
+               reduce: Callable | None = None, units=None) -> tuple[float, float]:
+    """95% percentile CI of the protocol's score, resampling stimuli within each test fold, or with ``units`` (a
+    unit label per test sample of each fold: passages, blocks of scans) whole units (folds.unit_resample_counts).
 
     The draws are those of resampling each fold in turn, resample after resample; the correlations of up to
     ``chunk_elements / neuroids`` resamples are computed together (:func:`_resampled_pearson`). ``reduce``: the
     protocol's aggregate over neuroids (resamples x neuroids -> resamples); None: the median."""
     if n_bootstrap <= 0:
         return float("nan"), float("nan")
-    counts = _resample_counts([len(actual) for _, actual in pairs], n_bootstrap, seed)
+    counts = (_resample_counts([len(actual) for _, actual in pairs], n_bootstrap, seed) if units is None
+              else unit_resample_counts(units, n_bootstrap, seed))
     medians = np.empty((n_bootstrap, len(pairs)))
     for k, (predicted, actual) in enumerate(pairs):
         ops = ops_of(actual)
