@@ -11,19 +11,11 @@ import pytest
 
 from brainalign.datasets.base import PreparedDataset
 from brainalign.encoding.layers import fit_layer
+from tests.test_timeseries import _ar1
 
 TR = 2.0
 FAST = {"protocols": ["ridge-grouped"], "similarity": False, "n_bootstrap": 200, "seed": 0, "n_folds": 5, "inner_folds": 4,
         "feature_scaling": "zscore", "alphas": [0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5]}
-
-
-def _ar1(rng, n, phi, size):
-    e = rng.standard_normal((n, *size))
-    out = np.empty_like(e)
-    out[0] = e[0]
-    for t in range(1, n):
-        out[t] = phi * out[t - 1] + np.sqrt(1 - phi**2) * e[t]
-    return out
 
 
 def planted_story(n_scans=320, n_subjects=4, delay_s=4.0, content=1.0, rate=1.0, motion=0.0, seed=0):

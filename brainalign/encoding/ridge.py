@@ -387,20 +387,25 @@ def ridge_loo(x: np.ndarray, y: np.ndarray, alphas, errors: bool = False):
 CHOLESKY_MIN_RCOND = 1e-10
 
 
-def _cholesky_ols_weights(x_centred: np.ndarray, y_centred: np.ndarray) -> np.ndarray | None:
-    """(X'X)^-1 X'Y by Cholesky, or None where X'X is singular or ill-conditioned (then the SVD decides)."""
+def _positive_definite_solve(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:
+    """matrix^-1 rhs by Cholesky for a symmetric ``matrix``, or None where it is not positive definite or its
+    reciprocal condition number is not above :data:`CHOLESKY_MIN_RCOND` (the caller then takes the SVD)."""
     from scipy.linalg import lapack
 
-    gram = x_centred.T @ x_centred
-    norm = np.abs(gram).sum(0).max()
-    factor, info = lapack.dpotrf(gram, lower=False, clean=True)
+    norm = np.abs(matrix).sum(0).max()
+    factor, info = lapack.dpotrf(matrix, lower=False, clean=True)
     if info != 0:
         return None
     rcond, info = lapack.dpocon(factor, norm)  # upper triangle, as dpotrf wrote it
     if info != 0 or not rcond > CHOLESKY_MIN_RCOND:
         return None
-    weights, info = lapack.dpotrs(factor, x_centred.T @ y_centred, lower=False)
-    return weights if info == 0 else None
+    solution, info = lapack.dpotrs(factor, rhs, lower=False)
+    return solution if info == 0 else None
+
+
+def _cholesky_ols_weights(x_centred: np.ndarray, y_centred: np.ndarray) -> np.ndarray | None:
+    """(X'X)^-1 X'Y by Cholesky, or None where X'X is singular or ill-conditioned (then the SVD decides)."""
+    return _positive_definite_solve(x_centred.T @ x_centred, x_centred.T @ y_centred)
 
 
 def _kernel_ols_dual(x_centred: np.ndarray, y_centred: np.ndarray) -> np.ndarray | None:
@@ -410,20 +415,10 @@ def _kernel_ols_dual(x_centred: np.ndarray, y_centred: np.ndarray) -> np.ndarray
     Centring leaves the kernel K = XX' singular along the ones vector only, and the centred targets are orthogonal
     to it, so K^+ y = (K + c 11')^-1 y for any c > 0: one Cholesky solve instead of an eigendecomposition (the
     paper protocol fits 40 of these per layer on Pereira 2018, with 576-1,024 features for ~560 sentences)."""
-    from scipy.linalg import lapack
-
     n = len(x_centred)
     kernel = x_centred @ x_centred.T
     kernel += np.trace(kernel) / n**2  # c 11' with eigenvalue trace / n: the mean eigenvalue of the kernel
-    norm = np.abs(kernel).sum(0).max()
-    factor, info = lapack.dpotrf(kernel, lower=False, clean=True)
-    if info != 0:
-        return None
-    rcond, info = lapack.dpocon(factor, norm)
-    if info != 0 or not rcond > CHOLESKY_MIN_RCOND:
-        return None
-    dual, info = lapack.dpotrs(factor, y_centred, lower=False)
-    return dual if info == 0 else None
+    return _positive_definite_solve(kernel, y_centred)
 
 
 def ols_fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:
@@ -455,20 +450,10 @@ def ols_fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray
 def _ols_from_products(products: tuple, x_eval: np.ndarray) -> np.ndarray | None:
     """OLS predictions of ``x_eval`` from a training set's cross-products (X'X, X'Y, column sums, row count), by
     Cholesky of the centred Gram matrix; None where it is singular or ill-conditioned."""
-    from scipy.linalg import lapack
-
     gram, xty, x_sum, y_sum, n = products
     x_mean, y_mean = x_sum / n, y_sum / n
-    gram = gram - n * np.outer(x_mean, x_mean)
-    norm = np.abs(gram).sum(0).max()
-    factor, info = lapack.dpotrf(gram, lower=False, clean=True)
-    if info != 0:
-        return None
-    rcond, info = lapack.dpocon(factor, norm)
-    if info != 0 or not rcond > CHOLESKY_MIN_RCOND:
-        return None
-    weights, info = lapack.dpotrs(factor, xty - n * np.outer(x_mean, y_mean), lower=False)
-    return (x_eval - x_mean) @ weights + y_mean if info == 0 else None
+    weights = _positive_definite_solve(gram - n * np.outer(x_mean, x_mean), xty - n * np.outer(x_mean, y_mean))
+    return None if weights is None else (x_eval - x_mean) @ weights + y_mean
 
 
 def _cross_products(x: np.ndarray, y: np.ndarray) -> tuple:
@@ -479,24 +464,14 @@ def _cross_products(x: np.ndarray, y: np.ndarray) -> tuple:
 def _kernel_ols_predict(kernel: np.ndarray, train: np.ndarray, rows: np.ndarray, y_train: np.ndarray) -> np.ndarray | None:
     """:func:`_kernel_ols_dual`'s prediction for ``rows`` from the ``train`` rows, both indexing one kernel over all
     rows (so no feature product per fit); None where the centred features are not of full rank n - 1."""
-    from scipy.linalg import lapack
-
     block = kernel[np.ix_(train, train)]
     row_means = block.mean(0)
     total_mean = row_means.mean()
     centred = block + (total_mean - row_means[:, None] - row_means[None, :])
-    n = len(train)
-    centred += np.trace(centred) / n**2
-    norm = np.abs(centred).sum(0).max()
-    factor, info = lapack.dpotrf(centred, lower=False, clean=True)
-    if info != 0:
-        return None
-    rcond, info = lapack.dpocon(factor, norm)
-    if info != 0 or not rcond > CHOLESKY_MIN_RCOND:
-        return None
+    centred += np.trace(centred) / len(train)**2  # as _kernel_ols_dual
     y_mean = y_train.mean(0)
-    dual, info = lapack.dpotrs(factor, y_train - y_mean, lower=False)
-    if info != 0:
+    dual = _positive_definite_solve(centred, y_train - y_mean)
+    if dual is None:
         return None
     cross = kernel[np.ix_(rows, train)]
     cross = cross - cross.mean(1, keepdims=True) - row_means[None, :] + total_mean
