@@ -53,7 +53,7 @@ def test_the_planted_delay_is_recovered():
     for delay in range(6):
         result = fit_layer(features, dataset, {**FAST, "delays": [delay], "n_bootstrap": 0, "baseline": False})
         scores[delay] = result["protocols"]["ridge-grouped"]["score"]
-        assert result["delays"] == [delay] and result["gap"] == 5 and result["bootstrap_block"] == 10
+        assert result["delays"] == [delay] and result["gap"] == 5 and result["bootstrap_block"] == 20
     assert max(scores, key=scores.get) == 2, scores
     assert scores[2] > scores[0] + 0.2 and scores[2] > scores[5] + 0.2, scores
 

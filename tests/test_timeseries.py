@@ -132,9 +132,10 @@ def test_block_units_and_their_counts_equal_a_resample_of_whole_blocks():
 
 def test_block_bootstrap_covers_a_planted_correlation_at_the_nominal_rate():
     """Prediction = an AR(1) signal, response = signal + AR(1) noise (phi 0.8, as slow BOLD), population r known.
-    Over 150 simulated 5-fold time series the 95% CI from blocks of 10 scans covers it at about the nominal rate
-    (0.85 or more: a percentile CI from ~36 blocks runs a little narrow);
-    resampling single scans (the old bootstrap) is far too narrow."""
+    Over 200 simulated 5-fold time series the 95% CI from blocks of 20 scans (the default), stretched by
+    sqrt(K / (K - 1)) for the ~4 blocks per fold, covers it at about the nominal rate; the same blocks without the
+    stretch, and blocks of 10, run narrow; resampling single scans (the old bootstrap) is far too narrow."""
+    from brainalign.encoding import protocols as protocols_module
     from brainalign.encoding.folds import block_folds, fold_units, scan_block_units
     from brainalign.encoding.protocols import _bootstrap
 
@@ -142,18 +143,28 @@ def test_block_bootstrap_covers_a_planted_correlation_at_the_nominal_rate():
     n, weight, phi = 360, 0.5, 0.8
     truth = weight / np.sqrt(weight**2 + 1)
     folds = block_folds(n, 5, 0)
-    units = fold_units(folds, scan_block_units(np.zeros(n, dtype=str), 10))
-    covered = {"blocks": 0, "scans": 0}
-    n_sims = 150
+    units = {size: fold_units(folds, scan_block_units(np.zeros(n, dtype=str), size)) for size in (10, 20)}
+    covered = {"blocks of 20": 0, "blocks of 20, unstretched": 0, "blocks of 10": 0, "scans": 0}
+    n_sims = 200
+    stretch = protocols_module.unit_bootstrap_inflation
     for _ in range(n_sims):
         signal, noise = _ar1(rng, n, phi, (1,)), _ar1(rng, n, phi, (1,))
         response = weight * signal + noise
         pairs = [(signal[test], response[test]) for _, test in folds]
-        for name, fold_unit in (("blocks", units), ("scans", None)):
-            low, high = _bootstrap(pairs, 300, int(rng.integers(1 << 30)), units=fold_unit)
+        seed = int(rng.integers(1 << 30))
+        for name, fold_unit in (("blocks of 20", units[20]), ("blocks of 10", units[10]), ("scans", None)):
+            low, high = _bootstrap(pairs, 400, seed, units=fold_unit)
             covered[name] += low <= truth <= high
-    assert covered["blocks"] / n_sims >= 0.85, covered
-    assert covered["scans"] / n_sims <= 0.75, covered
+        protocols_module.unit_bootstrap_inflation = lambda units: 1.0
+        try:
+            low, high = _bootstrap(pairs, 400, seed, units=units[20])
+        finally:
+            protocols_module.unit_bootstrap_inflation = stretch
+        covered["blocks of 20, unstretched"] += low <= truth <= high
+    rates = {name: count / n_sims for name, count in covered.items()}
+    assert rates["blocks of 20"] >= 0.92, rates  # 0.945 with this seed
+    assert rates["blocks of 20, unstretched"] < rates["blocks of 20"] and rates["blocks of 10"] < rates["blocks of 20"], rates
+    assert rates["scans"] <= 0.75, rates
 
 
 def test_delays_gap_and_block_are_checked_and_recorded():
@@ -166,3 +177,18 @@ def test_delays_gap_and_block_are_checked_and_recorded():
             checked_delays({"delays": bad}, "x")
     overrides = timeseries_overrides(np.zeros(25, dtype=str), {"gap": 3, "bootstrap_block": 10})
     assert overrides["gap"] == 3 and overrides["bootstrap_block"] == 10 and overrides["bootstrap_units"].max() == 2
+
+
+def test_unit_bootstrap_inflation_is_the_plug_in_variance_correction():
+    """sqrt(mean K / (K - 1)) over folds; folds of one unit (nothing to resample) and sample-level bootstraps: 1."""
+    from brainalign.encoding.folds import unit_bootstrap_inflation
+
+    units = [np.repeat(np.arange(4), 18), np.repeat(np.arange(4), 18), np.repeat(np.arange(5), 14)]
+    assert unit_bootstrap_inflation(units) == pytest.approx(np.sqrt(np.mean([4 / 3, 4 / 3, 5 / 4])))
+    assert unit_bootstrap_inflation([np.zeros(10)]) == 1.0
+    # the plug-in bootstrap variance of a mean of K equal-size units is (K - 1) / K of the usual unbiased estimate
+    rng = np.random.default_rng(2)
+    means = rng.standard_normal(4)
+    draws = rng.integers(0, 4, size=(200_000, 4))
+    bootstrap_var = means[draws].mean(1).var()
+    assert bootstrap_var * unit_bootstrap_inflation([np.arange(4)]) ** 2 == pytest.approx(means.var(ddof=1) / 4, rel=0.02)

@@ -207,7 +207,7 @@ def baseline_gain(x: np.ndarray, y: np.ndarray, baseline: Baseline, groups, over
     """Baseline, joint, gain and variance added of one layer's design ``x`` against responses ``y`` (time series),
     on ``ridge-grouped``'s outer folds, with block-bootstrap CIs (see the module docstring)."""
     from brainalign.correlation import pearson_columns
-    from brainalign.encoding.folds import fold_units, grouped_folds, unit_resample_counts
+    from brainalign.encoding.folds import fold_units, grouped_folds, unit_bootstrap_inflation, unit_resample_counts
     from brainalign.encoding.protocols import _resample_counts, _resampled_pearson, get_protocol
     from brainalign.encoding.ridge import DEFAULT_ALPHAS
 
@@ -250,6 +250,9 @@ def baseline_gain(x: np.ndarray, y: np.ndarray, baseline: Baseline, groups, over
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         draws = {name: np.nanmean(values, axis=1) for name, values in resampled.items()}
+    if units is not None:  # few blocks per fold: stretch the draws as protocols._bootstrap does
+        inflation = unit_bootstrap_inflation(units)
+        draws = {name: score[name] + inflation * (values - score[name]) for name, values in draws.items()}
     quantities = {
         "baseline": (score["baseline"], draws["baseline"], per_fold["baseline"]),
         "joint": (score["joint"], draws["joint"], per_fold["joint"]),

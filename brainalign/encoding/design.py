@@ -102,7 +102,7 @@ def timeseries_overrides(scan_groups: np.ndarray, options: dict, dataset=None) -
     (``bootstrap_units``, not recorded: one label per scan)."""
     from brainalign.encoding.folds import scan_block_units
 
-    gap, block = int(options.get("gap", 5)), int(options.get("bootstrap_block", 10))
+    gap, block = int(options.get("gap", 5)), int(options.get("bootstrap_block", 20))
     if gap < 0:
         raise BrainalignError(f"dataset {dataset}: encoding.gap {gap}; expected scans >= 0")
     return {"gap": gap, "bootstrap_block": block, "bootstrap_units": scan_block_units(scan_groups, block)}

@@ -125,6 +125,17 @@ def unit_resample_counts(units: list[np.ndarray], n_bootstrap: int, seed: int) -
     return counts
 
 
+def unit_bootstrap_inflation(units: list[np.ndarray]) -> float:
+    """sqrt of the mean over test folds of K / (K - 1), K the fold's resampling units: the factor by which a
+    bootstrap over K units understates the spread of a statistic of K units ((K - 1) / K of its variance, the
+    plug-in variance's bias). Negligible for sentences (dozens of passages per fold), it matters for a time series
+    cut into a few blocks per fold (5 folds of 72 scans, blocks of 20: K = 4). The CIs stretch their draws by it
+    around the observed score; with blocks of 20 the coverage of a planted correlation under AR(1) noise goes from
+    0.89 to 0.94 (tests/test_timeseries.py)."""
+    ratios = [k / (k - 1) for k in (len(np.unique(labels)) for labels in units) if k > 1]
+    return float(np.sqrt(np.mean(ratios))) if ratios else 1.0
+
+
 def fold_units(folds, units: np.ndarray | None) -> list[np.ndarray] | None:
     """Each test fold's resampling units (``units``: one label per sample), or None where every test sample is its
     own unit (then the bootstrap resamples samples, with the draws it always made)."""

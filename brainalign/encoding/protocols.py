@@ -35,7 +35,14 @@ import numpy as np
 
 from brainalign.correlation import pearson_columns
 from brainalign.encoding.backend import NUMPY, backend_ops, ops_of, to_numpy
-from brainalign.encoding.folds import block_folds, fold_units, grouped_folds, shuffle_splits, unit_resample_counts
+from brainalign.encoding.folds import (
+    block_folds,
+    fold_units,
+    grouped_folds,
+    shuffle_splits,
+    unit_bootstrap_inflation,
+    unit_resample_counts,
+)
 from brainalign.encoding.ridge import (
                                         DEFAULT_ALPHAS,
                                         FEATURE_SCALINGS,
@@ -482,7 +489,8 @@ def _resample_counts(sizes: list[int], n_bootstrap: int, seed: int) -> list[np.n
 def _bootstrap(pairs, n_bootstrap: int, seed: int, chunk_elements: int = 2_000_000,
                reduce: Callable | None = None, units=None) -> tuple[float, float]:
     """95% percentile CI of the protocol's score, resampling stimuli within each test fold, or with ``units`` (a
-    unit label per test sample of each fold: passages, blocks of scans) whole units (folds.unit_resample_counts).
+    unit label per test sample of each fold: passages, blocks of scans) whole units (folds.unit_resample_counts),
+    the draws then stretched around the observed score by sqrt(K / (K - 1)) (folds.unit_bootstrap_inflation).
 
     The draws are those of resampling each fold in turn, resample after resample; the correlations of up to
     ``chunk_elements / neuroids`` resamples are computed together (:func:`_resampled_pearson`). ``reduce``: the
@@ -492,10 +500,13 @@ def _bootstrap(pairs, n_bootstrap: int, seed: int, chunk_elements: int = 2_000_0
     counts = (_resample_counts([len(actual) for _, actual in pairs], n_bootstrap, seed) if units is None
               else unit_resample_counts(units, n_bootstrap, seed))
     medians = np.empty((n_bootstrap, len(pairs)))
+    observed = np.empty(len(pairs))
     for k, (predicted, actual) in enumerate(pairs):
         ops = ops_of(actual)
         a, b = (ops.asarray(v, np.float64) for v in (predicted, actual))
         a, b = a - a.mean(0), b - b.mean(0)
+        r = to_numpy(pearson_columns(a, b))
+        observed[k] = _median(r) if reduce is None else float(np.asarray(reduce(r[None]))[0])
         step = max(1, chunk_elements // a.shape[1])
         for start in range(0, n_bootstrap, step):
             r = to_numpy(_resampled_pearson(ops.asarray(counts[k][start:start + step]), a, b))
@@ -511,5 +522,8 @@ def _bootstrap(pairs, n_bootstrap: int, seed: int, chunk_elements: int = 2_000_0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         values = np.nanmean(medians, axis=1)
+        if units is not None:  # a few units per fold: their bootstrap understates the spread (folds.unit_bootstrap_inflation)
+            score = np.nanmean(observed)
+            values = score + unit_bootstrap_inflation(units) * (values - score)
     low, high = np.nanpercentile(values, [2.5, 97.5])
     return float(low), float(high)
