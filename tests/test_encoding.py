@@ -95,6 +95,25 @@ def test_ridge_cv_chooses_alpha_per_target_like_sklearn():
     assert len(set(reference)) > 1  # the targets really need different penalties
 
 
+def test_ridge_cv_with_one_feature_equals_sklearn():
+    """One regressor (a time-series baseline of words per scan): a 1 x 1 system, which LAPACK's tridiagonal solvers
+    refuse; the penalties and predictions still equal sklearn's Ridge."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((80, 1))
+    y = 2 * x + rng.standard_normal((80, 2))
+    alphas = np.logspace(-2, 3, 6)
+    folds = list(KFold(4).split(x))
+    best, pooled, solver = ridge_cv(x, y, alphas, folds)
+    for j in range(y.shape[1]):
+        errors = [sum(((Ridge(alpha=a).fit(x[tr], y[tr, j]).predict(x[te]) - y[te, j]) ** 2).sum() for tr, te in folds) for a in alphas]
+        assert best[j] == int(np.argmin(errors))
+        a = alphas[best[j]]
+        expected = np.concatenate([Ridge(alpha=a).fit(x[tr], y[tr, j]).predict(x[te]) for tr, te in folds])
+        np.testing.assert_allclose(pooled[np.concatenate([te for _, te in folds]), j], expected, atol=1e-10)
+    np.testing.assert_allclose(solver.predict_per_target(x[:5], alphas, best)[:, 0],
+                               Ridge(alpha=alphas[best[0]]).fit(x, y[:, 0]).predict(x[:5]), atol=1e-10)
+
+
 @pytest.mark.parametrize("n, p, fold_kind", [
     (150, 20, "kfold"),  # Gram matrices: the whole one is the sum of the left-out parts
     (150, 20, "gap"),  # Gram matrices: left-out rows (test + gap) are not a partition

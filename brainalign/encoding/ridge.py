@@ -173,6 +173,10 @@ class ShiftedSystems:
             if info != 0:
                 raise BrainalignError(f"Cholesky solve failed (LAPACK dpotrs info={info}) at penalty {alpha:g}")
             return z
+        if len(self.diagonal) == 1:  # a 1 x 1 system (one regressor): LAPACK's tridiagonal solvers want k >= 2
+            if not self.diagonal[0] + alpha > 0:
+                raise BrainalignError(f"ridge system is singular at penalty {alpha:g}: use larger encoding.alphas")
+            return rhs / (self.diagonal[0] + alpha)
         _, _, z, info = self._lapack.dptsv(self.diagonal + alpha, self.off_diagonal, rhs)
         if info != 0:  # not numerically positive definite (a tiny penalty on a singular M): pivoted LU instead
             _, _, _, z, info = self._lapack.dgtsv(self.off_diagonal, self.diagonal + alpha, self.off_diagonal, rhs)
