@@ -12,7 +12,8 @@ import numpy as np
 def rankdata(values: np.ndarray) -> np.ndarray:
     """Average ranks (1-based, ties share their mean rank), as scipy.stats.rankdata, without importing
     scipy.stats (over a second per process, paid by every per-layer job). Without ties (the dissimilarities of
-    real features) one unstable argsort gives them (0.2 s for 2 million, 40% less than finding the ties)."""
+    real features) one unstable argsort gives them (2 million dissimilarities of a Tuckute 2024 layer: 0.24 s, against 0.27 s
+    for finding the ties first)."""
     values = np.asarray(values).ravel()
     order = np.argsort(values)
     ordered = values[order]

@@ -222,8 +222,8 @@ def fit_layer(features: np.ndarray, dataset, options: dict | None = None, metric
     features = np.asarray(features, dtype=np.float64)
     metrics = metrics or selected_metrics(options)
     x, groups, overrides = layer_design(features, dataset, options)
+    y, names, excluded = responses_matrix(dataset)
     if result is None:
-        _, names, excluded = responses_matrix(dataset)
         result = {"n_samples": int(len(x)), "n_features": int(x.shape[1]), "n_neuroids": len(names), "neuroids": names,
                   "excluded_neuroids": excluded, "protocols": {}, "options": dict(sorted(options.items())),
                   **{k: v for k, v in overrides.items() if k not in ("blocks", "bootstrap_units")}}
@@ -232,7 +232,6 @@ def fit_layer(features: np.ndarray, dataset, options: dict | None = None, metric
             log.warning("only %d distinct feature rows among %d samples (e.g. a token-embedding layer read out at the same "
                         "final token of every stimulus): its scores rest on near-ties between penalties, read them as chance",
                         distinct, len(x))
-    y, names, _ = responses_matrix(dataset)
     word_level = any(metric.name in PROTOCOLS and PROTOCOLS[metric.name].word_level for metric in metrics)
     baseline = (baseline_design(dataset, names, options)
                 if dataset.meta["kind"] == "timeseries" and any(m.name == "baseline-gain" for m in metrics) else None)

@@ -514,26 +514,21 @@ def ols_with_inner_folds(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: 
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     x_mean, y_mean = x[train].mean(0), y[train].mean(0)
-    x_train, y_train = x[train] - x_mean, y[train] - y_mean
+    x_train, y_train, x_test = x[train] - x_mean, y[train] - y_mean, x[test] - x_mean
     n_train, p = x_train.shape
-    pooled = np.empty_like(y_train)
     inner_tests = [np.asarray(t) for _, t in inner_folds]
+    if p >= n_train - max([len(t) for t in inner_tests] + [0]):  # some fit has features >= samples: the kernel form
+        return _ols_with_inner_folds_dual(x_train, y_train, x_test, inner_folds, y_mean)
     everything = np.concatenate(inner_tests) if inner_tests else np.arange(0)
     partition = len(everything) == n_train and len(np.unique(everything)) == n_train
-    if p >= n_train - max([len(t) for t in inner_tests] + [0]):  # some fit has features >= samples: the kernel form
-        return _ols_with_inner_folds_dual(x_train, y_train, x[test] - x_mean, inner_folds, y_mean)
-    if not partition:
-        predicted = ols_fit_predict(x_train, y_train, x[test] - x_mean)
-        for inner_train, inner_test in inner_folds:
-            pooled[inner_test] = ols_fit_predict(x_train[inner_train], y_train[inner_train], x_train[inner_test])
-        return predicted + y_mean, pooled + y_mean
-    parts = [_cross_products(x_train[t], y_train[t]) for t in inner_tests]
-    whole = tuple(sum(values) for values in zip(*parts))
-    predicted = _ols_from_products(whole, x[test] - x_mean)
+    parts = [_cross_products(x_train[t], y_train[t]) for t in inner_tests] if partition else None
+    whole = tuple(sum(values) for values in zip(*parts)) if parts else None
+    predicted = _ols_from_products(whole, x_test) if parts else None
     if predicted is None:
-        predicted = ols_fit_predict(x_train, y_train, x[test] - x_mean)
-    for (inner_train, inner_test), part in zip(inner_folds, parts):
-        fitted = _ols_from_products(tuple(w - q for w, q in zip(whole, part)), x_train[inner_test])
+        predicted = ols_fit_predict(x_train, y_train, x_test)
+    pooled = np.empty_like(y_train)
+    for k, (inner_train, inner_test) in enumerate(inner_folds):
+        fitted = _ols_from_products(tuple(w - q for w, q in zip(whole, parts[k])), x_train[inner_test]) if parts else None
         if fitted is None:
             fitted = ols_fit_predict(x_train[inner_train], y_train[inner_train], x_train[inner_test])
         pooled[inner_test] = fitted
