@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from brainalign.alignment import plan_windows, prepend_ids, special_tokens_around, tokens_overlapping, words_to_text
-from brainalign.checkpoint import checkpoint_dir_for, digest, open_checkpoint, remove_stale_temporaries
+from brainalign.checkpoint import checkpoint_dir_for, compute_label, digest, open_checkpoint, remove_stale_temporaries
 from brainalign.errors import BrainalignError
 from brainalign.shards import write_shard
 
@@ -438,12 +438,12 @@ def extract_to_shard(spec: dict, model, dataset_dir, out_path, options: dict | N
     partial = checkpoint_dir_for(out_path)
     remove_stale_temporaries(out_path)
     dataset = load_prepared(dataset_dir)
-    session = model_session(spec, model, options.get("device"))
+    session = model_session(spec, model, options.get("device"), options.get("matmul_dtype", "float32"))
 
     def run(loaded):
         run_options = dict(options)
         if options.get("checkpoint", True):
-            run_options["checkpoint_dir"] = partial / str(loaded.info["dtype"])
+            run_options["checkpoint_dir"] = partial / compute_label(loaded.info)
             run_options["checkpoint_fingerprint"] = {"dataset": dataset.meta.get("name", ""), "n_stimuli": len(dataset.stimuli),
                                                      "stimulus_ids": digest(dataset.stimuli["stimulus_id"].astype(str).tolist())}
         return extract_arrays(loaded, spec, dataset.stimuli, dataset.meta, run_options)
@@ -465,7 +465,7 @@ def extract_to_shard(spec: dict, model, dataset_dir, out_path, options: dict | N
     info = loaded.info
     attrs = {
         "model": spec["name"], "model_id": info["model_id"], "revision": info["revision"], "source": info["source"],
-        "quantization": info["quantization"], "dtype": info["dtype"],
+        "quantization": info["quantization"], "dtype": info["dtype"], "matmul_dtype": info.get("matmul_dtype", info["dtype"]),
         "context_mode": options.get("context_mode") or context_mode_for(dataset.meta, options),
         "readout": readout_for(dataset.meta, options, spec), "dataset": dataset.meta.get("name", ""),
     }

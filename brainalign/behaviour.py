@@ -380,7 +380,7 @@ def surprisal_file(spec: dict, model, dataset_dir, out_path, options: dict | Non
     else:
         from brainalign.models import context_limit, model_session
 
-        loaded = model_session(spec, model, options.get("device")).get()
+        loaded = model_session(spec, model, options.get("device"), options.get("matmul_dtype", "float32")).get()
         limit = context_limit(loaded.model)
         if limit is not None and summary["max_context_tokens"] > limit:  # the window the model can read, not more
             log.info("%s reads at most %d positions: max_context_tokens %d -> %d", spec["name"], limit,

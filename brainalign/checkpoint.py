@@ -6,7 +6,7 @@ run leaves behind.
 work). Work is cut into *units* (one batch of windows in sentence/group mode and for non-causal models' per-word
 windows, one story window for decoders in window mode) in a fixed, deterministic order; finished units are
 flushed every ``checkpoint_every`` units and/or ``checkpoint_seconds`` seconds. A re-run with the same fingerprint
-(model, dtype, dataset content, tokenisation, batching, context mode, readout, layers, device, code and library
+(model, dtype, matmul dtype, dataset content, tokenisation, batching, context mode, readout, layers, device, code and library
 versions: :func:`open_checkpoint`) skips the finished units and computes the rest with exactly the same batch
 composition, so its shard is byte-identical to an uninterrupted run; a checkpoint from other settings is discarded
 with a warning. The shard itself is still written atomically and the checkpoint is removed once it is in place.
@@ -154,6 +154,7 @@ def open_checkpoint(loaded, spec, names, options, units) -> ExtractionCheckpoint
     fingerprint.update({
         "model": spec["name"], "kind": spec["kind"], "model_id": info.get("model_id", ""), "revision": info.get("revision", ""),
         "source": info.get("source", ""), "quantization": info.get("quantization", ""), "dtype": info.get("dtype", ""),
+        "matmul_dtype": info.get("matmul_dtype", info.get("dtype", "")),
         "provenance": digest([info.get("provenance", {})]), "seed": spec.get("seed"), "prepend_text": spec.get("prepend_text", ""),
         "context_mode": options.get("context_mode", ""), "readout": options.get("readout", "last"),
         "batch_size": int(options.get("batch_size", 16)), "max_context_tokens": int(options.get("max_context_tokens", 512)),
@@ -162,6 +163,13 @@ def open_checkpoint(loaded, spec, names, options, units) -> ExtractionCheckpoint
     })
     return ExtractionCheckpoint(directory, fingerprint, names, len(units), every=int(options.get("checkpoint_every", 0) or 0),
                                 seconds=float(options.get("checkpoint_seconds", 60.0)))
+
+
+def compute_label(info: dict) -> str:
+    """A loaded model's arithmetic as a folder name: its dtype, and its matrix products' where they differ
+    (``float32-bfloat16-matmuls``), so checkpoints of different arithmetic never mix."""
+    dtype, matmul = str(info["dtype"]), str(info.get("matmul_dtype", info["dtype"]))
+    return dtype if matmul == dtype else f"{dtype}-{matmul}-matmuls"
 
 
 def checkpoint_dir_for(out_path) -> Path:

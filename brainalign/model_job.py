@@ -35,7 +35,7 @@ def run_model_job(spec: dict, model_dir, brain: Sequence[tuple[str, str]], readi
     extraction_options = dict(extraction_options or {})
     if not brain and not reading:
         raise BrainalignError(f"model {spec['name']}: the config lists no dataset for it to read")
-    session = ModelSession(spec, model_dir, extraction_options.get("device"))
+    session = ModelSession(spec, model_dir, extraction_options.get("device"), extraction_options.get("matmul_dtype", "float32"))
     for dataset_dir, shard in brain:
         extract_to_shard(spec, session, dataset_dir, shard, extraction_options, keep_checkpoint=True)
     for dataset_dir, table in reading:

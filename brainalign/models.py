@@ -65,6 +65,7 @@ log = logging.getLogger("brainalign.models")
 PROVENANCE_FILE = "provenance.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json",
                    "merges.txt", "tokenizer.model", "added_tokens.json", "chat_template.jinja")
+MATMUL_DTYPES = ("float32", "bfloat16")  # extraction.matmul_dtype (brainalign.precision)
 
 
 @dataclass
@@ -597,8 +598,8 @@ class ModelSession:
     must drop its own reference to the old copy before asking for the new one.
     """
 
-    def __init__(self, spec: dict, model_dir, device: str | None = None):
-        self.spec, self.model_dir, self.device = spec, Path(model_dir), device
+    def __init__(self, spec: dict, model_dir, device: str | None = None, matmul_dtype: str = "float32"):
+        self.spec, self.model_dir, self.device, self.matmul_dtype = spec, Path(model_dir), device, matmul_dtype
         self._loaded: LoadedModel | None = None
         self.n_loads = 0
 
@@ -607,7 +608,7 @@ class ModelSession:
         if self._loaded is not None and self._loaded.info["dtype"] == dtype:
             return self._loaded
         self.release()
-        self._loaded = load_model(self.spec, self.model_dir, device=self.device, dtype=dtype)
+        self._loaded = load_model(self.spec, self.model_dir, device=self.device, dtype=dtype, matmul_dtype=self.matmul_dtype)
         self.n_loads += 1
         return self._loaded
 
@@ -618,9 +619,9 @@ class ModelSession:
             release_memory(device)
 
 
-def model_session(spec: dict, model, device: str | None = None) -> ModelSession:
+def model_session(spec: dict, model, device: str | None = None, matmul_dtype: str = "float32") -> ModelSession:
     """``model`` as a session: a prepared model folder is opened here; a session (shared by a job) passes through."""
-    return model if isinstance(model, ModelSession) else ModelSession(spec, model, device)
+    return model if isinstance(model, ModelSession) else ModelSession(spec, model, device, matmul_dtype)
 
 
 def context_limit(model) -> int | None:
@@ -653,8 +654,12 @@ def default_device(requested: str | None = None) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def load_model(spec: dict, model_dir, device: str | None = None, dtype: str | None = None) -> LoadedModel:
-    """Load a prepared model folder (weights re-drawn from ``seed`` for untrained controls), in eval mode."""
+def load_model(spec: dict, model_dir, device: str | None = None, dtype: str | None = None,
+               matmul_dtype: str = "float32") -> LoadedModel:
+    """Load a prepared model folder (weights re-drawn from ``seed`` for untrained controls), in eval mode.
+
+    ``matmul_dtype: bfloat16`` makes a float32 model's matrix products bfloat16 (:mod:`brainalign.precision`); a
+    model whose weights are already half precision (``dtype``) multiplies in that precision regardless."""
     import torch
     from transformers import AutoTokenizer
 
@@ -667,6 +672,18 @@ def load_model(spec: dict, model_dir, device: str | None = None, dtype: str | No
     model, placed = get_source(spec["source"]).load_weights(spec, _model_class(spec["kind"]), model_dir, torch_dtype, device)
     if not placed:
         model = model.to(device)
+    if matmul_dtype not in MATMUL_DTYPES:
+        raise BrainalignError(f"extraction.matmul_dtype: unknown value {matmul_dtype!r} (expected one of {', '.join(MATMUL_DTYPES)})")
+    if dtype_name != "float32":
+        matmul_dtype = dtype_name
+    elif matmul_dtype == "bfloat16":
+        from brainalign.precision import native_bfloat16, use_bfloat16_matmuls
+
+        swapped = use_bfloat16_matmuls(model)
+        log.info("model %s: %d linear layers multiply in bfloat16 (LM head, norms, attention and sums in float32)", spec["name"], swapped)
+        if not native_bfloat16(device):
+            log.warning("this %s has no native bfloat16 products: extraction.matmul_dtype: bfloat16 gives the same numbers "
+                        "but runs slower than float32 here", device)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
@@ -676,6 +693,7 @@ def load_model(spec: dict, model_dir, device: str | None = None, dtype: str | No
         "name": spec["name"], "source": spec["source"],
         "model_id": spec.get("hf_id") or spec.get("path") or spec.get("package") or spec.get("architecture_of", ""),
         "revision": spec.get("revision", ""), "quantization": provenance.get("quantization", spec.get("quantization", "")),
-        "dtype": dtype_name, "n_params": sum(p.numel() for p in model.parameters()), "provenance": provenance,
+        "dtype": dtype_name, "matmul_dtype": matmul_dtype, "n_params": sum(p.numel() for p in model.parameters()),
+        "provenance": provenance,
     }
     return LoadedModel(model.eval(), tokenizer, device, info)

@@ -191,6 +191,7 @@ class ExtractionOptions(StageOptions):
     readout: str
     story_readout: str
     storage_dtype: str
+    matmul_dtype: str
     min_context_tokens: int
     max_context_tokens: int
     device: str
