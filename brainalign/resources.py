@@ -12,6 +12,10 @@
 * GPUs do not grow with the attempt: one more GPU only helps a model that is sharded with ``device_map`` (which
   loading does when a job sees more than one GPU), it does not help a host-memory kill or a timeout, and it
   lengthens the wait in the queue. A model too large for one GPU sets ``gpus: N`` in the config.
+* Order: on a machine with fewer cores than jobs (a laptop, a 2-core CI runner) the largest model jobs start first
+  (:func:`model_priority`, the longest-job-first rule: the run ends soon after its longest job instead of with
+  it), and every ``prepare_model`` before any model job (:func:`prepare_priority`), since an untrained control
+  waits for its base model's folder. A cluster runs them all at once and ignores the order.
 * ``prepare_model`` (a Hub download, a link, a streamed delta sum, or a GGUF conversion) needs the network and
   little memory: it runs on the submit host (a local rule) unless ``cluster: {download_partition: NAME}`` makes
   it a small job on that partition (:func:`prepare_resources`).
@@ -97,3 +101,15 @@ def prepare_resources(spec: dict, config: dict) -> dict:
     if download_partition(config):
         out["slurm_partition"] = download_partition(config)
     return out
+
+
+def model_priority(specs: dict, name: str) -> int:
+    """Snakemake priority of ``name``'s model job: 1 for the smallest model (by ``n_params``) up to the number of
+    models for the largest, ties in config order; every model job outranks the encoding jobs (priority 0)."""
+    order = sorted(specs, key=lambda model: _n_params(specs[model]))  # a stable sort keeps the config order of ties
+    return 1 + order.index(name)
+
+
+def prepare_priority(specs: dict) -> int:
+    """Snakemake priority of every ``prepare_model`` job: above every model job (:func:`model_priority`)."""
+    return len(specs) + 1

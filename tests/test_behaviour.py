@@ -180,14 +180,17 @@ def test_unknown_context_window_is_a_clear_error(tiny):
         word_surprisals(tiny.model, tiny.tokenizer, TRICKY, context_window="nope")
 
 
-def test_overlapping_windows_compute_logits_only_where_read_with_the_same_surprisals(tiny_gpt2_dir):
-    """The LM head and log-softmax run only on each window's scored positions (logits_to_keep); the surprisals are
-    those of full logits, bit for bit."""
+def test_overlapping_windows_compute_logits_only_where_read_with_the_same_surprisals(tiny_gpt2_dir, monkeypatch):
+    """A model without a plain LM head (here GPT-2 treated as one) runs whole with ``logits_to_keep``: the LM head
+    and log-softmax see only each window's scored positions; the surprisals are those of full logits, bit for bit."""
     import numpy as np
     import torch
     from transformers import AutoTokenizer, GPT2LMHeadModel
 
+    import brainalign.behaviour as behaviour
     from brainalign.behaviour import token_surprisals
+
+    monkeypatch.setattr(behaviour, "PLAIN_HEAD_MODEL_TYPES", ())
 
     model = GPT2LMHeadModel.from_pretrained(tiny_gpt2_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(tiny_gpt2_dir)
@@ -255,3 +258,80 @@ def test_a_window_beyond_the_models_positions_is_capped_to_them(tiny_gpt2_dir, t
     assert summary["max_context_tokens"] == 256 and summary["context_limited_by_model"] is True
     assert "context_limited_by_model" not in json.loads((tmp_path / "256.json").read_text())
     assert pd.read_csv(tmp_path / "default.tsv", sep="\t")["surprisal_bits"].notna().sum() > 500
+
+
+def _tiny_causal_lms():
+    """Tiny random causal LMs of the three plain-head families the default and the paper read (GPT-2's Conv1D,
+    Llama's tied head, Gemma 3 with a logit soft-cap), loaded in float32."""
+    from transformers import Gemma3ForCausalLM, Gemma3TextConfig, GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    small = {"vocab_size": 5003, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+             "num_key_value_heads": 2, "max_position_embeddings": 128}
+    gemma = Gemma3ForCausalLM(Gemma3TextConfig(**small, head_dim=8, final_logit_softcapping=5.0, sliding_window=16)).eval()
+    return {"gpt2": GPT2LMHeadModel(GPT2Config(vocab_size=5003, n_positions=128, n_embd=32, n_layer=2, n_head=2)).eval(),
+            "llama": LlamaForCausalLM(LlamaConfig(**small, tie_word_embeddings=True)).eval(), "gemma3": gemma}
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama", "gemma3"])
+def test_the_sliced_lm_head_gives_the_log_softmax_of_the_full_logits(family, monkeypatch):
+    """position_nlls runs the backbone, then the read positions' hidden states through the LM head in vocabulary
+    slices with a running log-sum-exp (soft-capped where the model caps its logits): equal to the log-softmax of the
+    model's own full logits, on padded batches too."""
+    import brainalign.behaviour as behaviour
+
+    model = _tiny_causal_lms()[family]
+    assert behaviour._plain_head(model) is not None
+    monkeypatch.setattr(behaviour, "HEAD_SLICE_ROWS", 1000)  # six slices, the last one short
+    monkeypatch.setattr(behaviour, "HEAD_BLOCK_POSITIONS", 4)  # and the positions in blocks
+    generator = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, 5003, (3, 20), generator=generator)
+    mask = torch.ones_like(ids)
+    mask[1, 15:] = 0  # a right-padded row
+    rows = [0, 0, 1, 1, 2, 2, 2]
+    positions = [0, 19, 3, 14, 5, 6, 18]
+    targets = torch.randint(0, 5003, (len(rows),), generator=generator).tolist()
+    targets[0] = 5002  # the last word of the vocabulary
+    with torch.inference_mode():
+        logprobs = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.double(), -1)
+    expected = np.array([-float(logprobs[r, p, t]) for r, p, t in zip(rows, positions, targets)])
+    forwards = []
+    monkeypatch.setattr(model, "forward", lambda *a, **k: forwards.append(1))  # the plain path never runs the whole model
+    got = behaviour.position_nlls(model, {"input_ids": ids, "attention_mask": mask}, rows, positions, targets)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=2e-5)
+    assert not forwards
+
+
+def test_story_surprisal_from_the_sliced_head_equals_full_logits(tiny_gpt2_dir):
+    """token_surprisals on a plain-head model equals the same model run whole (every position's logits) to float
+    rounding, and takes only the scored positions through the head."""
+    from transformers import AutoTokenizer, GPT2LMHeadModel
+
+    import brainalign.behaviour as behaviour
+
+    model = GPT2LMHeadModel.from_pretrained(tiny_gpt2_dir).eval()
+    tokenizer = AutoTokenizer.from_pretrained(tiny_gpt2_dir)
+
+    class FullLogits(torch.nn.Module):  # no config, no logits_to_keep: the whole model, every position
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids):
+            return self.inner(input_ids=input_ids)
+
+    text = " ".join(f"word{i % 17} and" for i in range(120))
+    full = token_surprisals(FullLogits(model), tokenizer, text, max_context_tokens=64, min_context_tokens=24)[2]
+    head_rows, real_head = [], behaviour._head_nlls
+
+    def counting_head(hidden, *args):
+        head_rows.append(len(hidden))
+        return real_head(hidden, *args)
+
+    behaviour._head_nlls = counting_head
+    try:
+        sliced = token_surprisals(model, tokenizer, text, max_context_tokens=64, min_context_tokens=24)[2]
+    finally:
+        behaviour._head_nlls = real_head
+    np.testing.assert_allclose(sliced, full, rtol=0, atol=2e-5)
+    assert np.isnan(sliced[0]) == np.isnan(full[0]) and sum(head_rows) == int(np.isfinite(full).sum())

@@ -249,11 +249,11 @@ def test_float32_retry_releases_the_half_precision_model_first(tiny_spec, tiny_g
     loads, alive_at_reload = [], []
     original_load, original_extract = models.load_model, activations.extract_arrays
 
-    def load(spec, model_dir, device=None, dtype=None):
+    def load(spec, model_dir, device=None, dtype=None, matmul_dtype="float32"):
         if loads:
             gc.collect()
             alive_at_reload.extend(ref() is not None for ref in loads)
-        loaded = original_load(spec, model_dir, device=device, dtype=dtype)
+        loaded = original_load(spec, model_dir, device=device, dtype=dtype, matmul_dtype=matmul_dtype)
         loads.append(weakref.ref(loaded.model))
         return loaded
 

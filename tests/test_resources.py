@@ -116,3 +116,12 @@ def test_prepare_model_runs_on_the_submit_host_unless_a_download_partition_is_se
     assert "prepare_model" in _local_rules(tmp_path, {})
     monkeypatch.chdir(REPO)
     assert "prepare_model" not in _local_rules(tmp_path, {"cluster": {"download_partition": "transfer"}})
+
+
+def test_the_largest_model_jobs_start_first_after_every_preparation():
+    specs = {"small": {"n_params": 2e7}, "large": {"n_params": 3e8}, "medium": {"n_params": 1e8},
+             "medium-untrained": {"n_params": 1e8}, "unknown": {}}
+    priorities = {name: resources.model_priority(specs, name) for name in specs}
+    # by size, ties in config order; an entry without n_params counts as 1e9 parameters
+    assert priorities == {"small": 1, "medium": 2, "medium-untrained": 3, "large": 4, "unknown": 5}
+    assert resources.prepare_priority(specs) > max(priorities.values()) > 0  # encoding jobs have priority 0

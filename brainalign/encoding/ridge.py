@@ -192,18 +192,26 @@ class RidgeTridiagonal:
     about a third of its work; numpy only (torch has no tridiagonal reduction), alpha > 0 only (OLS needs the SVD).
     """
 
-    def __init__(self, m: np.ndarray, r: np.ndarray, x_mean: np.ndarray, y_mean: np.ndarray,
-                 x_train_centred: np.ndarray | None = None, penalties=None, cross_kernel=None):
+    def __init__(self, m: np.ndarray, r: np.ndarray, x_mean, y_mean: np.ndarray,
+                 x_train_centred=None, penalties=None, cross_kernel=None):
         self.systems = ShiftedSystems(m, r, penalties)
-        self.x_mean, self.y_mean = x_mean, y_mean
-        self.x_train_centred = x_train_centred  # dual form only
+        self.y_mean = y_mean
+        # dual form: x_train_centred; both may come as a function that gives (x_mean, x_train_centred) when a
+        # prediction first needs them (the shared problem's own rows never do: cross_kernel maps them)
+        self._x_mean, self._x_train_centred = x_mean, x_train_centred
         self.cross_kernel = cross_kernel  # dual form: rows of the shared problem -> their centred kernel with training
+
+    def _training_side(self):
+        if callable(self._x_train_centred):
+            self._x_mean, self._x_train_centred = self._x_train_centred()
+        return self._x_mean, self._x_train_centred
 
     def _mapped(self, x_test: np.ndarray, rows=None) -> np.ndarray:
         if rows is not None and self.cross_kernel is not None:
             return self.cross_kernel(rows)
-        centred = np.asarray(x_test, dtype=np.float64) - self.x_mean
-        return centred if self.x_train_centred is None else centred @ self.x_train_centred.T
+        x_mean, x_train_centred = self._training_side()
+        centred = np.asarray(x_test, dtype=np.float64) - x_mean
+        return centred if x_train_centred is None else centred @ x_train_centred.T
 
     def predictions(self, x_test: np.ndarray, alpha_columns, rows=None) -> list[np.ndarray]:
         """Predictions of x_test for each (alpha, columns) pair. Whichever is cheaper: take the test rows into
@@ -294,8 +302,8 @@ class FoldCrossProducts:
     def _ridge_dual(self, train: np.ndarray, penalties=None) -> RidgeTridiagonal:
         if self._kernel is None:
             self._kernel = self.x @ self.x.T
-        x_train, y_train = self.x[train], self.y[train]
-        x_mean, y_mean = x_train.mean(0), y_train.mean(0)
+        y_train = self.y[train]
+        y_mean = y_train.mean(0)
         kernel = self._kernel[np.ix_(train, train)]
         row_means = kernel.mean(0)
         total_mean = row_means.mean()
@@ -306,8 +314,15 @@ class FoldCrossProducts:
             block = self._kernel[np.ix_(np.asarray(rows), train)]
             return block - block.mean(1, keepdims=True) - row_means[None, :] + total_mean
 
-        return RidgeTridiagonal(kernel, y_train - y_mean, self.x_mean + x_mean, self.y_mean + y_mean,
-                                x_train_centred=x_train - x_mean, penalties=penalties, cross_kernel=cross_kernel)
+        def training_side():
+            """The training features' mean and centred copy: only new rows' predictions need them (a copy of
+            training rows x features per fold that the inner folds never use)."""
+            x_train = self.x[train]
+            x_mean = x_train.mean(0)
+            return self.x_mean + x_mean, x_train - x_mean
+
+        return RidgeTridiagonal(kernel, y_train - y_mean, None, self.y_mean + y_mean, x_train_centred=training_side,
+                                penalties=penalties, cross_kernel=cross_kernel)
 
 
 def ridge_cv(x: np.ndarray, y: np.ndarray, alphas, inner_folds, errors: bool = False):

@@ -21,7 +21,7 @@ rule run_model:
     benchmark:
         results_path("benchmarks/run_model/{model}.tsv")
     threads: config["extraction"]["threads"]
-    priority: 1  # the model jobs head the critical path: start them before the encoding jobs that can wait
+    priority: model_priority  # model jobs head the critical path: before the encoding jobs, the largest first
     resources:
         gpu=model_gpus,
         mem_mb=model_mem_mb,

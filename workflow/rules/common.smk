@@ -182,6 +182,14 @@ PREPARE_LOCALLY = brainalign_resources.download_partition(config) is None
 PREPARE_PARTITION = {} if PREPARE_LOCALLY else {"slurm_partition": brainalign_resources.download_partition(config)}
 
 
+def model_priority(wildcards):
+    """The largest models' jobs first (the run ends soon after its longest job instead of with it)."""
+    return brainalign_resources.model_priority(MODELS, wildcards.model)
+
+
+PREPARE_PRIORITY = brainalign_resources.prepare_priority(MODELS)
+
+
 def prepare_mem_mb(wildcards):
     return brainalign_resources.prepare_mem_mb(MODELS[wildcards.model])
 

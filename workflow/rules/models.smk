@@ -19,6 +19,7 @@ rule prepare_model:
     benchmark:
         results_path("benchmarks/prepare_model/{model}.tsv")
     localrule: PREPARE_LOCALLY
+    priority: PREPARE_PRIORITY  # before any model job: an untrained control waits for its base model's folder
     threads: 1
     resources:
         mem_mb=prepare_mem_mb,
