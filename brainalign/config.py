@@ -173,7 +173,10 @@ def models_table(config: dict, properties_csv: str | Path | None = None):
     import pandas as pd
 
     rows = []
+    matmul = (config.get("extraction") or {}).get("matmul_dtype", "float32")
     for model in config["models"]:
+        dtype = model.get("dtype", "float32")
+        products = matmul if dtype == "float32" else dtype  # brainalign.models.load_model
         row: dict[str, Any] = {
             "model": model["name"],
             "family": model.get("family", ""),
@@ -186,6 +189,7 @@ def models_table(config: dict, properties_csv: str | Path | None = None):
             "model_id": model.get("hf_id") or model.get("path") or model.get("package") or model.get("architecture_of", ""),
             "revision": model.get("revision", ""),
             "quantization": model.get("quantization", ""),
+            "arithmetic": dtype if products == dtype else f"{dtype}, {products} products",
         }
         row.update(model.get("properties", {}) or {})
         rows.append(row)

@@ -454,7 +454,7 @@ def write_summary_html(tidy_csv, headline_csv, models_csv, effect_csv, correlati
     parts += [
         "</section><section id='models'><h2>Models</h2>",
         _table_html(models[[c for c in ["model", "family", "kind", "trained", "instruction_tuned", "vanilla_base_model", "n_params",
-                                        "source", "model_id", "quantization"] if c in models.columns]]),
+                                        "source", "model_id", "quantization", "arithmetic"] if c in models.columns]]),
         "<h2>Correlations with model properties</h2>",
         _table_html(correlations),
         "</section><section id='all-scores'><h2>All scores</h2>",

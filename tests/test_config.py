@@ -77,6 +77,17 @@ def test_models_table_pairs_and_properties(default_config, tmp_path):
     assert untrained["trained"] == 0 and untrained["vanilla_base_model"] == "gemma-3-270m-untrained"
 
 
+def test_models_table_says_how_each_model_multiplies(default_config):
+    """The report's models table names each model's arithmetic: its dtype, and bfloat16 products where
+    ``extraction.matmul_dtype`` asks for them (float32 models only; a half-precision model multiplies in its own)."""
+    default_config["models"][1]["dtype"] = "float16"
+    table = models_table(load_and_check(default_config, ADAPTERS)).set_index("model")["arithmetic"]
+    assert table["smollm2-135m-instruct"] == "float32, bfloat16 products"  # config/config.yaml's choice
+    assert table["gemma-3-270m"] == "float16"
+    default_config["extraction"]["matmul_dtype"] = "float32"
+    assert models_table(load_and_check(default_config, ADAPTERS)).set_index("model")["arithmetic"]["smollm2-135m-instruct"] == "float32"
+
+
 def test_snakemake_stops_before_any_job_on_bad_config(tmp_path, default_config):
     default_config["models"][1]["kind"] = "rnn"
     bad = tmp_path / "bad.yaml"

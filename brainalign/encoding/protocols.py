@@ -28,7 +28,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -468,10 +468,23 @@ def _resampled_pearson(counts, a, b):
     return r
 
 
-def _resample_counts(sizes: list[int], n_bootstrap: int, seed: int) -> list[np.ndarray]:
-    """For each fold, (resamples x samples) counts of how often each sample is drawn in each resample.
+@lru_cache(maxsize=2)
+def _cached_resample_counts(sizes: tuple[int, ...], n_bootstrap: int, seed: int) -> tuple[np.ndarray, ...]:
+    counts = _draw_resample_counts(list(sizes), n_bootstrap, seed)
+    for fold in counts:
+        fold.setflags(write=False)  # shared by every layer of the job
+    return tuple(counts)
 
-    The draws are those of a loop over resamples, then folds, each fold drawing ``size`` indices below ``size``
+
+def _resample_counts(sizes: list[int], n_bootstrap: int, seed: int) -> list[np.ndarray]:
+    """For each fold, (resamples x samples) counts of how often each sample is drawn in each resample (read-only).
+
+    The same for every layer of a job (same folds, same seed), so drawn once per job and kept (:func:`_draw_resample_counts`)."""
+    return list(_cached_resample_counts(tuple(int(size) for size in sizes), int(n_bootstrap), int(seed)))
+
+
+def _draw_resample_counts(sizes: list[int], n_bootstrap: int, seed: int) -> list[np.ndarray]:
+    """The draws are those of a loop over resamples, then folds, each fold drawing ``size`` indices below ``size``
     (``rng.integers(0, size, size)``): numpy's bounded draws consume the stream value by value, so one call with a
     per-draw bound in that order gives the same indices without a Python loop of n_bootstrap x folds calls."""
     rng = np.random.default_rng(seed)
