@@ -20,7 +20,7 @@ def job_seconds(run_dir: Path) -> pd.DataFrame:
     """One row per rule: jobs, job-seconds (sum of each job's wall seconds), the slowest job."""
     rows = []
     for path in sorted((run_dir / "results" / "benchmarks").rglob("*.tsv")):
-        rule = path.relative_to(run_dir / "results" / "benchmarks").parts[0]
+        rule = path.relative_to(run_dir / "results" / "benchmarks").parts[0].removesuffix(".tsv")  # one-job rules: <rule>.tsv
         seconds = float(pd.read_csv(path, sep="\t")["s"].iloc[-1])
         rows.append({"rule": rule, "job": str(path.relative_to(run_dir / "results" / "benchmarks" / rule)), "s": seconds})
     jobs = pd.DataFrame(rows, columns=["rule", "job", "s"])
@@ -36,6 +36,15 @@ def wall_time(log: Path | None) -> str:
     return found[-1] if found else "n/a"
 
 
+def snakemake_elapsed(run_dir: Path) -> str:
+    """Snakemake's own "Elapsed time" of the run (its last log that has one; the --report call has none)."""
+    for log in sorted((run_dir / ".snakemake" / "log").glob("*.snakemake.log"), reverse=True):
+        found = re.findall(r"^Elapsed time: (\S+)$", log.read_text(errors="replace"), flags=re.M)
+        if found:
+            return found[-1]
+    return "n/a"
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", type=Path)
@@ -44,8 +53,9 @@ def main(argv=None) -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     table = job_seconds(args.run_dir)
-    lines = [f"### {args.label}", "", f"wall time (`time make run`, install included): {wall_time(args.log)}; "
-             f"{int(table['jobs'].sum())} jobs, {table['job_seconds'].sum():.0f} job-seconds", "",
+    totals = f"{int(table['jobs'].sum())} jobs, {table['job_seconds'].sum():.0f} job-seconds"
+    lines = [f"### {args.label}", "", f"wall time (`time make run`, install included): {wall_time(args.log)}; Snakemake's "
+             f"elapsed time: {snakemake_elapsed(args.run_dir)}; {totals}", "",
              "| rule | jobs | job-seconds | slowest job (s) |", "|---|---|---|---|"]
     lines += [f"| {rule} | {int(row.jobs)} | {row.job_seconds:.0f} | {row.slowest_s:.0f} |" for rule, row in table.iterrows()]
     text = "\n".join(lines) + "\n"

@@ -180,7 +180,7 @@ def position_nlls(model, inputs: dict, rows, positions, targets, encoder_decoder
         kwargs = dict(inputs)
         if encoder_decoder:
             kwargs.update(decoder_input_ids=inputs["input_ids"], decoder_attention_mask=inputs.get("attention_mask"))
-        elif "logits_to_keep" in inspect.signature(model.forward).parameters:
+        elif getattr(model, "forward", None) is not None and "logits_to_keep" in inspect.signature(model.forward).parameters:
             kwargs["logits_to_keep"] = int(inputs["input_ids"].shape[1] - min(positions))
         logits = model(**kwargs).logits
         offset = inputs["input_ids"].shape[1] - logits.shape[1]  # logits[:, q] belongs to position q + offset

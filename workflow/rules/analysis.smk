@@ -26,6 +26,8 @@ rule collect_scores:
         headline=config["analysis"].get("headline", {}),
     log:
         log_path("collect_scores.log"),
+    benchmark:
+        results_path("benchmarks/collect_scores.tsv")
     conda:
         "../../envs/stats.yaml"
     script:
@@ -53,6 +55,8 @@ rule analyse:
         options=config["analysis"],
     log:
         log_path("analyse.log"),
+    benchmark:
+        results_path("benchmarks/analyse.tsv")
     conda:
         "../../envs/stats.yaml"
     script:
@@ -75,6 +79,8 @@ rule figures:
         headline=config["analysis"].get("headline", {}),
     log:
         log_path("figures.log"),
+    benchmark:
+        results_path("benchmarks/figures.tsv")
     conda:
         "../../envs/plots.yaml"
     script:
@@ -98,6 +104,8 @@ rule summary:
         logs_dir=LOGS,
     log:
         log_path("summary.log"),
+    benchmark:
+        results_path("benchmarks/summary.tsv")
     conda:
         "../../envs/plots.yaml"
     script:

@@ -13,6 +13,8 @@ rule behaviour:
         options=stage_options("behaviour"),
     log:
         log_path("behaviour/{model}/{dataset}.log"),
+    benchmark:
+        results_path("benchmarks/behaviour/{model}/{dataset}.tsv")
     threads: 1
     conda:
         "../../envs/stats.yaml"

@@ -55,6 +55,8 @@ rule score:
         plan=score_plan,
     log:
         log_path("score/{model}.log"),
+    benchmark:
+        results_path("benchmarks/score/{model}.tsv")
     threads: 1
     group:
         "encoding"
