@@ -19,10 +19,12 @@ import pandas as pd
 def job_seconds(run_dir: Path) -> pd.DataFrame:
     """One row per rule: jobs, job-seconds (sum of each job's wall seconds), the slowest job."""
     rows = []
-    for path in sorted((run_dir / "results" / "benchmarks").rglob("*.tsv")):
-        rule = path.relative_to(run_dir / "results" / "benchmarks").parts[0].removesuffix(".tsv")  # one-job rules: <rule>.tsv
+    root = run_dir / "results" / "benchmarks"
+    for path in sorted(root.rglob("*.tsv")):
+        job = path.relative_to(root)
+        rule = job.parts[0].removesuffix(".tsv")  # one-job rules write <rule>.tsv
         seconds = float(pd.read_csv(path, sep="\t")["s"].iloc[-1])
-        rows.append({"rule": rule, "job": str(path.relative_to(run_dir / "results" / "benchmarks" / rule)), "s": seconds})
+        rows.append({"rule": rule, "job": str(job), "s": seconds})
     jobs = pd.DataFrame(rows, columns=["rule", "job", "s"])
     table = jobs.groupby("rule").agg(jobs=("s", "size"), job_seconds=("s", "sum"), slowest_s=("s", "max"))
     return table.sort_values("job_seconds", ascending=False)
