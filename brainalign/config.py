@@ -172,11 +172,13 @@ def models_table(config: dict, properties_csv: str | Path | None = None):
     """
     import pandas as pd
 
+    from brainalign.models import products_dtype
+
     rows = []
     matmul = (config.get("extraction") or {}).get("matmul_dtype", "float32")
     for model in config["models"]:
         dtype = model.get("dtype", "float32")
-        products = matmul if dtype == "float32" else dtype  # brainalign.models.load_model
+        products = products_dtype(dtype, matmul)
         row: dict[str, Any] = {
             "model": model["name"],
             "family": model.get("family", ""),

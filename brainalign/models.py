@@ -68,6 +68,12 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
 MATMUL_DTYPES = ("float32", "bfloat16")  # extraction.matmul_dtype (brainalign.precision)
 
 
+def products_dtype(weights_dtype: str, matmul_dtype: str) -> str:
+    """The dtype a model's matrix products run in: ``matmul_dtype`` for float32 weights, the weights' own otherwise
+    (a half-precision model multiplies in its precision whatever ``extraction.matmul_dtype`` says)."""
+    return matmul_dtype if weights_dtype == "float32" else weights_dtype
+
+
 @dataclass
 class LoadedModel:
     model: object
@@ -666,17 +672,16 @@ def load_model(spec: dict, model_dir, device: str | None = None, dtype: str | No
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").exists():
         raise BrainalignError(f"model {spec['name']}: no transformers folder at {model_dir} (run the prepare_model rule)")
+    if matmul_dtype not in MATMUL_DTYPES:
+        raise BrainalignError(f"extraction.matmul_dtype: unknown value {matmul_dtype!r} (expected one of {', '.join(MATMUL_DTYPES)})")
     device = default_device(device)
     dtype_name = dtype or spec.get("dtype", "float32")
     torch_dtype = getattr(torch, dtype_name)
     model, placed = get_source(spec["source"]).load_weights(spec, _model_class(spec["kind"]), model_dir, torch_dtype, device)
     if not placed:
         model = model.to(device)
-    if matmul_dtype not in MATMUL_DTYPES:
-        raise BrainalignError(f"extraction.matmul_dtype: unknown value {matmul_dtype!r} (expected one of {', '.join(MATMUL_DTYPES)})")
-    if dtype_name != "float32":
-        matmul_dtype = dtype_name
-    elif matmul_dtype == "bfloat16":
+    matmul_dtype = products_dtype(dtype_name, matmul_dtype)
+    if matmul_dtype != dtype_name:
         from brainalign.precision import native_bfloat16, use_bfloat16_matmuls
 
         swapped = use_bfloat16_matmuls(model)

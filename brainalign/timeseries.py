@@ -13,6 +13,8 @@ people; stacking the features at several lags lets the (ridge) encoding model le
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 
@@ -52,24 +54,18 @@ def lanczos_downsample(features: np.ndarray, event_times: np.ndarray, scan_times
     Each scan gets the kernel-weighted sum of the event features around it (events are impulses, as in Huth et
     al.'s ``lanczosinterp2D``), so more words in a scan give a larger value, as more words drive more response.
     """
-    return _lanczos_weights(np.asarray(scan_times, dtype=float), np.asarray(event_times, dtype=float), float(tr), window) @ features
+    scan_times, event_times = np.asarray(scan_times, dtype=float), np.asarray(event_times, dtype=float)
+    return _lanczos_weights(scan_times.tobytes(), event_times.tobytes(), float(tr), window) @ features
 
 
-_LANCZOS_WEIGHTS: dict = {}  # the last few (scan times, event times) pairs' kernel matrices
-
-
-def _lanczos_weights(scan_times: np.ndarray, event_times: np.ndarray, tr: float, window: int) -> np.ndarray:
-    """The scans x events kernel matrix of :func:`lanczos_downsample`, kept for the same timing: an encoding job
-    resamples every layer of a model (and the word-rate baseline) on one dataset's times, and the kernel, not the
-    product, was most of that work (1.5 s of a 31-layer Brennan 2016 job)."""
-    key = (scan_times.tobytes(), event_times.tobytes(), tr, window)
-    weights = _LANCZOS_WEIGHTS.get(key)
-    if weights is None:
-        weights = lanczos_kernel(scan_times[:, None] - event_times[None, :], lanczos_cutoff(tr), window)
-        weights.setflags(write=False)
-        if len(_LANCZOS_WEIGHTS) >= 4:
-            _LANCZOS_WEIGHTS.pop(next(iter(_LANCZOS_WEIGHTS)))
-        _LANCZOS_WEIGHTS[key] = weights
+@functools.lru_cache(maxsize=4)
+def _lanczos_weights(scan_times: bytes, event_times: bytes, tr: float, window: int) -> np.ndarray:
+    """The scans x events kernel matrix of :func:`lanczos_downsample` (read-only), kept for the same timing (the
+    times as float64 bytes): an encoding job resamples every layer of a model (and the word-rate baseline) on one
+    dataset's times, and the kernel, not the product, was most of that work (1.5 s of a 31-layer Brennan 2016 job)."""
+    scans, events = np.frombuffer(scan_times), np.frombuffer(event_times)
+    weights = lanczos_kernel(scans[:, None] - events[None, :], lanczos_cutoff(tr), window)
+    weights.setflags(write=False)
     return weights
 
 
