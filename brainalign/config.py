@@ -172,7 +172,7 @@ def models_table(config: dict, properties_csv: str | Path | None = None):
     """
     import pandas as pd
 
-    from brainalign.models import products_dtype
+    from brainalign.resources import products_dtype
 
     rows = []
     matmul = (config.get("extraction") or {}).get("matmul_dtype", "float32")

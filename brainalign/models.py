@@ -59,19 +59,13 @@ from typing import ClassVar
 from brainalign import __version__
 from brainalign.errors import BrainalignError
 from brainalign.io import atomic_path, file_hash, write_json
+from brainalign.resources import MATMUL_DTYPES, products_dtype
 
 log = logging.getLogger("brainalign.models")
 
 PROVENANCE_FILE = "provenance.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "vocab.json",
                    "merges.txt", "tokenizer.model", "added_tokens.json", "chat_template.jinja")
-MATMUL_DTYPES = ("float32", "bfloat16")  # extraction.matmul_dtype (brainalign.precision)
-
-
-def products_dtype(weights_dtype: str, matmul_dtype: str) -> str:
-    """The dtype a model's matrix products run in: ``matmul_dtype`` for float32 weights, the weights' own otherwise
-    (a half-precision model multiplies in its precision whatever ``extraction.matmul_dtype`` says)."""
-    return matmul_dtype if weights_dtype == "float32" else weights_dtype
 
 
 @dataclass

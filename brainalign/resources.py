@@ -30,6 +30,7 @@ BYTES_PER_PARAM = {"float32": 4.5, "float16": 2.5, "bfloat16": 2.5}
 ACTIVATIONS_MB = 4000
 DEFAULT_N_PARAMS = 1e9  # a model entry without n_params
 HALF_DTYPES = ("float16", "bfloat16")
+MATMUL_DTYPES = ("float32", "bfloat16")  # extraction.matmul_dtype (brainalign.precision)
 
 DOWNLOAD_MEM_MB = 2000  # snapshot_download, links, copies
 DELTA_MEM_MB = 8000  # apply_delta streams one tensor at a time into ~2 GB output files
@@ -88,6 +89,12 @@ def prepare_runtime_min(spec: dict) -> int:
     the base and the delta and writes the result)."""
     download = 2 * 2 * _n_params(spec) / 1e6 / DOWNLOAD_MB_PER_MIN
     return int(30 + download * (2 if spec.get("delta_of") else 1))
+
+
+def products_dtype(weights_dtype: str, matmul_dtype: str) -> str:
+    """The dtype a model's matrix products run in: ``matmul_dtype`` for float32 weights, the weights' own otherwise
+    (a half-precision model multiplies in its precision whatever ``extraction.matmul_dtype`` says)."""
+    return matmul_dtype if weights_dtype == "float32" else weights_dtype
 
 
 def download_partition(config: dict) -> str | None:
