@@ -60,7 +60,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (2000 neuroids in (a), 3 layers in (c))")
     parser.add_argument("--backend", choices=["numpy", "torch"], default="numpy", help="back end of ours")
-    parser.add_argument("--device", default=None, help="torch device for --backend torch (default: cuda if available)")
+    parser.add_argument("--device", default="auto", help="torch device for --backend torch (default auto: cuda if available)")
     parser.add_argument("--threads", type=int, default=1, help="BLAS and torch threads (default 1)")
     parser.add_argument("--repeats", type=int, default=1, help="timed repeats per method; the median is reported")
     parser.add_argument("--reference-neuroids", type=int, default=None,
@@ -164,7 +164,7 @@ def paper_reference(x, y):
 
 
 def section_a(args, device):
-    from brainalign.encoding import cross_validated_score
+    from brainalign.encoding.protocols.scoring import cross_validated_score
 
     n, p = 384, 4096
     neuroids = 2000 if args.quick else 20000
@@ -230,7 +230,7 @@ def section_b(args, device):
     from sklearn.model_selection import KFold
 
     from brainalign.correlation import pearson_columns
-    from brainalign.encoding import ridge_cv, ridge_loo
+    from brainalign.encoding.ridge import ridge_cv, ridge_loo
 
     alphas = np.asarray(ALPHAS)
     n_train, n_test, p = 2000, 500, 1024
@@ -243,9 +243,9 @@ def section_b(args, device):
         print(f"(b) ridge per-target alpha {n_train} x {p} x {targets}", flush=True)
 
         if args.backend == "torch":
-            from brainalign.encoding import backend_ops
+            from brainalign.encoding.backend import backend_ops
 
-            ops = backend_ops(ours_options(args))
+            ops = backend_ops(args.backend, args.device)
             data = [ops.asarray(a) for a in (x, y, x_test)]
         else:
             data = [x, y, x_test]
@@ -312,7 +312,7 @@ def section_b(args, device):
 
 # ----------------------------------------------------------------------------------------------- (c) sweep
 def section_c(args, device):
-    from brainalign.encoding import cross_validated_score
+    from brainalign.encoding.protocols.scoring import cross_validated_score
 
     n, p, targets = 2000, 768, 1000
     n_layers = 3 if args.quick else 48  # every layer of a 48-layer model (GPT-2 XL, LLaMA-33B-sized depth)
@@ -345,7 +345,7 @@ def section_c(args, device):
 def bootstrap_loop(pairs, n_bootstrap, seed):
     """The per-resample bootstrap (brainalign before the count-weighted one): copy the resampled rows, correlate."""
     from brainalign.correlation import pearson_columns
-    from brainalign.encoding.protocols import _median
+    from brainalign.encoding.bootstrap import _median
 
     rng = np.random.default_rng(seed)
     values = np.empty(n_bootstrap)
@@ -360,10 +360,10 @@ def bootstrap_loop(pairs, n_bootstrap, seed):
 
 def section_d(args, device):
     """The 1,000-resample CI on test folds shaped like (a) and (c): ours vs the per-resample loop (numpy)."""
-    from brainalign.encoding import backend_ops
-    from brainalign.encoding.protocols import _bootstrap
+    from brainalign.encoding.backend import backend_ops
+    from brainalign.encoding.bootstrap import _bootstrap
 
-    ops = backend_ops(ours_options(args))
+    ops = backend_ops(args.backend, args.device)
     shapes = [("(a) 10 splits x 39 x 2000" if args.quick else "(a) 10 splits x 39 x 20000", 10, 39, 2000 if args.quick else 20000),
               ("(c) 5 folds x 400 x 1000", 5, 400, 1000)]
     rows = []
@@ -414,7 +414,7 @@ def sklearn_loo(x, y, groups, scaling, seed=0):
     from sklearn.linear_model import RidgeCV
 
     from brainalign.correlation import pearson_columns
-    from brainalign.encoding import grouped_folds
+    from brainalign.encoding.folds import grouped_folds
 
     scores = []
     for train, test in grouped_folds(groups, 5, seed):
@@ -443,7 +443,7 @@ def brainscore_metrics(args, x, y):
 
 
 def section_e(args, device):
-    from brainalign.encoding import cross_validated_score
+    from brainalign.encoding.protocols.scoring import cross_validated_score
 
     n, p, targets = (1000, 384, 50) if args.quick else (2000, 576, 200)
     rows = []
@@ -583,11 +583,11 @@ def main(argv=None):
         import torch
 
         torch.set_num_threads(args.threads)
-        from brainalign.encoding import backend_ops
+        from brainalign.encoding.backend import backend_ops
 
-        device = backend_ops({"backend": "torch", "device": args.device}).device
+        device = backend_ops("torch", args.device).device
         args.device = str(device)
-        from brainalign.encoding import cross_validated_score
+        from brainalign.encoding.protocols.scoring import cross_validated_score
 
         warm = make_data(64, 32, 4, seed=0)  # CUDA context, cuBLAS/cuSOLVER handles: not part of any timing
         cross_validated_score(*warm, np.arange(64) // 4, options=ours_options(args, n_bootstrap=0))

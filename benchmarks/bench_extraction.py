@@ -62,11 +62,11 @@ def random_gpt2(config_path, folder):
     """GPT-2 small's architecture with random weights (drawn by load_model from seed 0) and SmolLM2's tokenizer."""
     from transformers import GPT2Config
 
-    from brainalign.models import TOKENIZER_FILES
+    from brainalign.models.registry import TOKENIZER_FILES
 
     tokenizer_dir = REPO_ROOT / "resources" / "models" / "smollm2-135m-instruct"
     if not (tokenizer_dir / "config.json").exists():
-        from brainalign.models import prepare_model
+        from brainalign.models.session import prepare_model
 
         prepare_model(model_spec(config_path, "smollm2-135m-instruct"), tokenizer_dir)
     folder.mkdir(parents=True)
@@ -96,9 +96,9 @@ def bare_batches(loaded, spec, stimuli, batch_size):
     import numpy as np
     import torch
 
-    from brainalign.activations import _windows_for
+    from brainalign.extraction.context import text_windows
 
-    windows = _windows_for(stimuli, "sentence", True, spec.get("prepend_text", ""))
+    windows = text_windows(stimuli, "sentence", True, spec.get("prepend_text", ""))
     encoded = [loaded.tokenizer(text)["input_ids"] for text, _ in windows]
     order = np.argsort([len(e) for e in encoded], kind="stable")
     batches = []
@@ -143,9 +143,9 @@ def main(argv=None):
     args = parse_args(argv)
     import torch
 
-    from brainalign.activations import extract_arrays
-    from brainalign.models import load_model, prepare_model
-    from brainalign.shards import write_shard
+    from brainalign.extraction.activations import extract_arrays
+    from brainalign.extraction.shards import write_shard
+    from brainalign.models.session import load_model, prepare_model
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -168,11 +168,11 @@ def main(argv=None):
         n_padded = int(sum(b["attention_mask"].numel() for b in batches))
         checkpoint = work / "checkpoint"
 
-        def ours(**extra):
+        def ours(checkpoint_dir=None, **extra):
             def run():
                 shutil.rmtree(checkpoint, ignore_errors=True)  # a fresh checkpoint each time (no resuming)
-                options = {"batch_size": args.batch_size, "progress": False, **extra}
-                names, arrays = extract_arrays(loaded, spec, stimuli, meta, options)
+                options = {"batch_size": args.batch_size, **extra}
+                names, arrays = extract_arrays(loaded, spec, stimuli, meta, options, progress=False, checkpoint_dir=checkpoint_dir)
                 write_shard(work / "shard.h5", names, arrays, stimulus_ids, {"model": spec["name"]})
                 return names, arrays
             return run
@@ -217,9 +217,9 @@ def max_difference(loaded, spec, stimuli, batches, names, arrays):
     import numpy as np
     import torch
 
-    from brainalign.activations import _windows_for
+    from brainalign.extraction.context import text_windows
 
-    windows = _windows_for(stimuli, "sentence", True, spec.get("prepend_text", ""))
+    windows = text_windows(stimuli, "sentence", True, spec.get("prepend_text", ""))
     lengths = [len(loaded.tokenizer(text)["input_ids"]) for text, _ in windows]
     order = np.argsort(lengths, kind="stable")
     worst, first = 0.0, 0

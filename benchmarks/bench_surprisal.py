@@ -76,9 +76,9 @@ def main(argv=None):
     import numpy as np
     import torch
 
-    from brainalign.alignment import plan_windows, prefix_ids, words_to_text
-    from brainalign.behaviour import word_surprisals
-    from brainalign.models import load_model, prepare_model
+    from brainalign.behaviour.surprisal import word_surprisals
+    from brainalign.extraction.alignment import plan_windows, prefix_ids, words_to_text
+    from brainalign.models.session import load_model, prepare_model
     from brainalign.options import with_defaults
 
     if args.threads:
@@ -114,8 +114,8 @@ def main(argv=None):
                     model(input_ids=torch.tensor([prefix + ids[begin:end]]))
 
     def ours(max_tokens, min_tokens):
-        return [word_surprisals(model, tokenizer, words, spec.get("prepend_text"), max_tokens, min_tokens, "cpu",
-                                context_window="overlapping")[2] for words in texts]
+        options = {"max_context_tokens": max_tokens, "min_context_tokens": min_tokens, "context_window": "overlapping"}
+        return [word_surprisals(model, tokenizer, words, spec.get("prepend_text"), options, device="cpu")[2] for words in texts]
 
     min_tokens = args.min_context_tokens or int(defaults["min_context_tokens"])
     windows = args.max_context_tokens or [int(defaults["max_context_tokens"])]

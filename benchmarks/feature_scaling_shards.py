@@ -44,10 +44,10 @@ def make_shards(config, work: Path, models) -> None:
     """Prepared datasets, prepared models and few-layer shards under ``work`` (what is there already is kept)."""
     import torch
 
-    from brainalign.activations import extract_to_shard
     from brainalign.config import dataset_specs, model_specs
     from brainalign.datasets import fetch_dataset, prepare_dataset
-    from brainalign.models import prepare_model
+    from brainalign.extraction.activations import extract_to_shard
+    from brainalign.models.session import prepare_model
     from brainalign.options import extraction_options
 
     torch.set_num_threads(1)
@@ -82,9 +82,9 @@ def anisotropy(x: np.ndarray) -> dict:
 
 def measure(config, work: Path, models) -> list[dict]:
     from brainalign.datasets.base import load_prepared
-    from brainalign.encoding import fit_layer
+    from brainalign.encoding.layers import fit_layer
+    from brainalign.extraction.shards import read_layer, read_layer_names
     from brainalign.options import dataset_encoding_options
-    from brainalign.shards import read_layer, read_layer_names
 
     rows = []
     for model in models:

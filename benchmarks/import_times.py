@@ -23,16 +23,16 @@ ROOT = Path(__file__).resolve().parents[1]
 RULE_IMPORTS = {
     "fetch_dataset": ["brainalign.datasets"],
     "prepare_dataset": ["brainalign.datasets"],
-    "prepare_model": ["brainalign.models"],
-    "run_model": ["brainalign.model_job"],
-    "compute_ceiling": ["brainalign.ceiling"],
-    "fit_encoding": ["brainalign.encoding"],
-    "score": ["brainalign.encoding", "brainalign.shards"],
-    "behaviour": ["brainalign.behaviour"],
-    "collect_scores": ["brainalign.study"],
-    "analyse": ["brainalign.analysis"],
-    "figures": ["brainalign.plots"],
-    "summary": ["brainalign.study"],
+    "prepare_model": ["brainalign.models.session"],
+    "run_model": ["brainalign.extraction.model_job"],
+    "compute_ceiling": ["brainalign.encoding.ceilings"],
+    "fit_encoding": ["brainalign.encoding.layers"],
+    "score": ["brainalign.encoding.layers", "brainalign.extraction.shards"],
+    "behaviour": ["brainalign.behaviour.scoring"],
+    "collect_scores": ["brainalign.study.collect"],
+    "analyse": ["brainalign.study.analysis"],
+    "figures": ["brainalign.study.figures", "matplotlib.pyplot"],  # the step imports matplotlib when it first draws
+    "summary": ["brainalign.study.summary_page"],
 }
 THIRD_PARTY = ("torch", "transformers", "pandas", "scipy", "sklearn", "matplotlib", "h5py", "statsmodels", "yaml", "jsonschema")
 

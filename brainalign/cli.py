@@ -1,10 +1,11 @@
 """The ``brainalign`` console command.
 
-    brainalign analyse SCORES.csv --models MODELS.csv --out DIR [--label TEXT] [--subset instruction_tuned|all]
-                       [--seed N] [--n-permutations N] [--no-figures]
+    brainalign analyse SCORES.csv --models MODELS.csv --out DIR [--config CONFIG.yaml] [--label TEXT]
+                       [--subset instruction_tuned|all] [--seed N] [--n-permutations N] [--no-figures]
 
 SCORES.csv needs only ``model,dataset,score`` (one row per model x dataset), so another study's published
-numbers can be analysed with the same statistics as the workflow's own.
+numbers can be analysed with the same statistics as the workflow's own. Options take the config's ``analysis``
+block (with ``--config``), then the flags given; anything left unset takes the schema's default.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from brainalign.errors import BrainalignError
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from brainalign.options import schema_defaults, stage_properties, top_level_default
+
+    defaults = schema_defaults("analysis")
     parser = argparse.ArgumentParser(prog="brainalign", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     analyse = commands.add_parser("analyse", help="pair effects and property correlations from a scores table")
@@ -26,12 +30,14 @@ def build_parser() -> argparse.ArgumentParser:
     analyse.add_argument("--models", required=True,
                          help="models table CSV (model, family, instruction_tuned, vanilla_base_model, n_params, ...)")
     analyse.add_argument("--out", required=True, help="output folder")
-    analyse.add_argument("--label", default=None, help="what the pairs compare (figure titles)")
-    analyse.add_argument("--subset", choices=["instruction_tuned", "all"], default="instruction_tuned",
-                         help="models used for the property correlations (default: instruction-tuned, as the paper)")
-    analyse.add_argument("--seed", type=int, default=0)
-    analyse.add_argument("--n-permutations", type=int, default=10000,
-                         help="random sign flips of the permutation test when a measure has more than 16 pairs (default: 10000)")
+    analyse.add_argument("--label", default=None, help="what the pairs compare")
+    analyse.add_argument("--subset", choices=stage_properties("analysis")["subset"]["enum"], default=None,
+                         help=f"models used for the property correlations (default: {defaults['subset']})")
+    analyse.add_argument("--seed", type=int, default=None,
+                         help=f"seed of the random sign flips and bootstrap CIs (default: {top_level_default('seed')})")
+    analyse.add_argument("--n-permutations", type=int, default=None,
+                         help="random sign flips of the permutation test when a measure has more than 16 pairs "
+                              f"(default: {defaults['n_permutations']})")
     analyse.add_argument("--figures", dest="figures", action="store_true", default=True)
     analyse.add_argument("--no-figures", dest="figures", action="store_false")
     return parser
@@ -56,11 +62,13 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "analyse":
-            from brainalign.analysis import analyse
+            from brainalign.options import AnalysisOptions
+            from brainalign.study.analysis import analyse
 
-            options = analysis_options(args.config) if args.config else {}
-            result = analyse(args.scores, args.models, args.out, label=args.label, subset=args.subset, seed=args.seed,
-                             figures=args.figures, n_permutations=args.n_permutations, options=options)
+            given = {"subset": args.subset, "seed": args.seed, "n_permutations": args.n_permutations}
+            options = AnalysisOptions.from_dict(analysis_options(args.config) if args.config else {},
+                                                **{key: value for key, value in given.items() if value is not None})
+            result = analyse(args.scores, args.models, args.out, options, label=args.label, figures=args.figures)
             print(f"wrote {args.out}/instruction_effect.csv, {args.out}/property_correlations.csv"
                   + (f" and {len(result['figures'])} figures" if args.figures else ""))
     except BrainalignError as error:

@@ -8,6 +8,7 @@ of failing a job hours later.
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import yaml
 
 from brainalign.errors import BrainalignError
 
-SCHEMA_PATH = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
 class ConfigError(BrainalignError):
     """The configuration is invalid; the message names the field."""
@@ -29,23 +30,55 @@ def _field_path(path) -> str:
     return out
 
 
-def _with_registered_sources(schema: dict) -> dict:
-    """The schema with the model entry's ``source`` restricted to the registered sources (brainalign.models.SOURCES,
-    the one place a source is defined; the schema file leaves the list to it)."""
-    from brainalign.models import SOURCES
+def _source_registry():
+    """The model-source registry (:mod:`brainalign.models.registry`) with the built-in sources registered; imported
+    when first needed, not at import (the Snakefile imports this module)."""
+    import brainalign.models.sources  # noqa: F401  (registers the built-in sources)
+    from brainalign.models import registry
 
-    source = schema.get("$defs", {}).get("model", {}).get("properties", {}).get("source")
+    return registry
+
+
+def _with_registered_sources(schema: dict) -> dict:
+    """The schema with the model entry completed from the registered sources (the one place a source is defined):
+    ``source`` restricted to their names, and each source's own keys (``ModelSource.schema_properties``) added to
+    the entry's properties. A key the schema file also defines must have the same schema there."""
+    registry = _source_registry()
+    properties = schema.get("$defs", {}).get("model", {}).get("properties")
+    if properties is None:
+        return schema
+    source = properties.get("source")
     if source is not None and "enum" not in source:
-        source["enum"] = list(SOURCES)
+        source["enum"] = list(registry.SOURCES)
+    for key, fragment in registry.source_properties().items():
+        if key in properties and properties[key] != fragment:
+            raise TypeError(f"model source key {key!r}: the schema file and the registered source give it different schemas")
+        properties.setdefault(key, copy.deepcopy(fragment))
     return schema
+
+
+def _validate_with_defaults(schema: dict, config: dict) -> None:
+    """Fill in every default the schema gives, wherever its ``properties`` apply (the recipe of the jsonschema
+    FAQ, as ``snakemake.utils.validate(..., set_default=True)`` does it, here with the completed schema)."""
+    import jsonschema
+
+    base = jsonschema.Draft202012Validator
+    validate_properties = base.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, subschema):
+        for key, property_schema in properties.items():
+            if "default" in property_schema:
+                instance.setdefault(key, property_schema["default"])
+        yield from validate_properties(validator, properties, instance, subschema)
+
+    jsonschema.validators.extend(base, {"properties": set_defaults})(schema).validate(config)
 
 
 def validate_schema(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict:
     """Validate ``config`` against the schema, inject defaults, and raise one clear line on the first error."""
     import jsonschema
-    from snakemake.utils import validate as snakemake_validate
 
-    schema = _with_registered_sources(yaml.safe_load(Path(schema_path).read_text()))
+    schema = _with_registered_protocols(_with_registered_sources(yaml.safe_load(Path(schema_path).read_text())))
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if errors:
@@ -56,13 +89,13 @@ def validate_schema(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict
         if error.validator == "required":
             raise ConfigError(f"{where}: {error.message}")
         raise ConfigError(f"{where}: {error.message}")
-    snakemake_validate(config, str(schema_path), set_default=True)
+    _validate_with_defaults(schema, config)
     return config
 
 
 def check_semantics(config: dict, known_adapters: dict | None = None) -> None:
     """Checks the schema cannot express; raise ConfigError naming the field."""
-    from brainalign.models import get_source  # the source registry (not at import: the Snakefile imports this module)
+    get_source = _source_registry().get_source
 
     names: dict[str, int] = {}
     for i, model in enumerate(config["models"]):
@@ -122,11 +155,24 @@ def _check_extras_layers(config: dict) -> None:
                               f"encoding.protocols for dataset {dataset['name']!r} (datasets[{i}]), got {protocols[0]!r}")
 
 
+def _with_registered_protocols(schema: dict) -> dict:
+    """The schema with the items of ``encoding.protocols`` (the top-level block, against which a dataset's
+    ``encoding`` override is checked too) restricted to the registered encoding protocols
+    (brainalign.encoding.protocols.registry.PROTOCOLS, the one place a protocol is defined; the schema file leaves
+    the list to it)."""
+    from brainalign.encoding.protocols.registry import PROTOCOLS  # importing the package registers every protocol
+
+    items = schema.get("properties", {}).get("encoding", {}).get("properties", {}).get("protocols", {}).get("items")
+    if items is not None and "enum" not in items:
+        items["enum"] = list(PROTOCOLS)
+    return schema
+
+
 def _check_encoding_override(config: dict, index: int, override: dict) -> None:
     """A dataset's ``encoding`` block: the top-level encoding keys only, with the values they allow."""
     import jsonschema
 
-    schema = yaml.safe_load(SCHEMA_PATH.read_text())["properties"]["encoding"]
+    schema = _with_registered_protocols(yaml.safe_load(SCHEMA_PATH.read_text()))["properties"]["encoding"]
     where = f"config.datasets[{index}].encoding"
     unknown = sorted(set(override) - set(schema["properties"]))
     if unknown:
@@ -174,6 +220,7 @@ def models_table(config: dict, properties_csv: str | Path | None = None):
 
     from brainalign.resources import products_dtype
 
+    registry = _source_registry()
     rows = []
     matmul = (config.get("extraction") or {}).get("matmul_dtype", "float32")
     for model in config["models"]:
@@ -188,7 +235,7 @@ def models_table(config: dict, properties_csv: str | Path | None = None):
             "trained": int(bool(model.get("trained", True))),
             "kind": model["kind"],
             "source": model["source"],
-            "model_id": model.get("hf_id") or model.get("path") or model.get("package") or model.get("architecture_of", ""),
+            "model_id": registry.model_id(model),
             "revision": model.get("revision", ""),
             "quantization": model.get("quantization", ""),
             "arithmetic": dtype if products == dtype else f"{dtype}, {products} products",

@@ -5,8 +5,8 @@
   * :func:`pearson`: one (r, p) pair for two vectors (scipy, imported only when called), NaN when undefined.
   * :func:`spearman_brown`: the reliability of a mean over ``factor`` times as many subjects.
   * :func:`split_halves` / :func:`split_half_r`: the split-half consistency of a group mean, the one procedure
-    behind both the brain ceiling (``ceiling.split_half_ceiling``) and the reading-time ceiling
-    (``behaviour.split_half_rt_ceiling``), so the two draw the same halves from the same seed.
+    behind both the brain ceiling (``encoding.ceilings.split_half_ceiling``) and the reading-time ceiling
+    (``behaviour.scoring.split_half_rt_ceiling``), so the two draw the same halves from the same seed.
 
 This module imports nothing from brainalign, so the encoding, ceiling and behaviour modules can all use it
 without importing each other (and hundreds of per-layer jobs pay no more than numpy for it).

@@ -44,6 +44,32 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
             tmp_path.unlink()
 
 
+def rebuild_command(path: str | os.PathLike, rule: str) -> str:
+    """The command that rebuilds a broken intermediate file: the file as the target, then ``--forcerun`` its rule
+    (targets first: ``--forcerun`` takes the words after it as rule names)."""
+    return f"snakemake --cores 2 {path} --forcerun {rule}"
+
+
+@contextlib.contextmanager
+def open_hdf5(path: str | os.PathLike, rule: str) -> Iterator:
+    """Open an intermediate HDF5 file (shard, prepared dataset) for reading.
+
+    A missing, truncated or corrupt file, found on opening or while reading inside the block, is one
+    :class:`~brainalign.errors.BrainalignError` naming the file and the command that rebuilds it with ``rule``,
+    instead of h5py's traceback."""
+    import h5py
+
+    from brainalign.errors import BrainalignError
+
+    try:
+        with h5py.File(path, "r") as handle:
+            yield handle
+    except (OSError, KeyError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise BrainalignError(f"{path}: unreadable ({reason}): the file is truncated or corrupt; rebuild it with "
+                              f"`{rebuild_command(path, rule)}`") from error
+
+
 def file_hash(path: str | os.PathLike, algorithm: str = "sha256") -> str:
     """Hex digest of a file, read in 1 MiB chunks (downloads, GGUF files, fixtures: one implementation)."""
     import hashlib

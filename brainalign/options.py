@@ -1,6 +1,6 @@
 """Stage options: a stage's config block with every schema default filled in, and typed views of it.
 
-The schema (``workflow/schemas/config.schema.yaml``) is the one place an option's default is written: the
+The schema (``brainalign/schemas/config.schema.yaml``) is the one place an option's default is written: the
 functions here read it, the workflow passes every job its stage's complete options, and ``tests/test_options.py``
 fails when a step function's ``options.get(key, default)`` disagrees with the schema.
 

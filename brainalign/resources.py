@@ -6,7 +6,7 @@
   runtime 30 min + 10 min per billion parameters for each dataset; both times the attempt number, so a retry
   after an out-of-memory kill or a timeout asks for more. A half-precision model whose activations are not finite
   is reloaded in float32 *inside the same job* (``retry_float32_on_nonfinite``, default true;
-  :class:`brainalign.models.ModelSession` releases the half-precision copy first): the first attempt reserves
+  :class:`brainalign.models.session.ModelSession` releases the half-precision copy first): the first attempt reserves
   its own dtype's memory only (NaNs are rare), and a retry asks for at least the float32 memory, since that
   reload is what may have killed the first attempt.
 * GPUs do not grow with the attempt: one more GPU only helps a model that is sharded with ``device_map`` (which
@@ -30,7 +30,7 @@ BYTES_PER_PARAM = {"float32": 4.5, "float16": 2.5, "bfloat16": 2.5}
 ACTIVATIONS_MB = 4000
 DEFAULT_N_PARAMS = 1e9  # a model entry without n_params
 HALF_DTYPES = ("float16", "bfloat16")
-MATMUL_DTYPES = ("float32", "bfloat16")  # extraction.matmul_dtype (brainalign.precision)
+MATMUL_DTYPES = ("float32", "bfloat16")  # extraction.matmul_dtype (brainalign.models.precision)
 
 DOWNLOAD_MEM_MB = 2000  # snapshot_download, links, copies
 DELTA_MEM_MB = 8000  # apply_delta streams one tensor at a time into ~2 GB output files

@@ -5,11 +5,12 @@ from brainalign.runner import run_rule
 
 
 def step(sm, log):
-    from brainalign.analysis import analyse
+    from brainalign.options import AnalysisOptions
+    from brainalign.study.analysis import analyse
 
     out = Path(sm.output.effect).parent
-    analyse(sm.input.headline, sm.input.models, out, label=sm.params.label, seed=sm.params.seed,
-            options=dict(sm.params.options), figures=False)
+    options = AnalysisOptions.from_dict(sm.params.options, seed=sm.params.seed)
+    analyse(sm.input.headline, sm.input.models, out, options, label=sm.params.label, figures=False)
     log.info("wrote %s and %s", sm.output.effect, sm.output.correlations)
 
 

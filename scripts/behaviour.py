@@ -3,7 +3,7 @@ from brainalign.runner import run_rule
 
 
 def step(sm, log):
-    from brainalign.behaviour import behaviour_score_file
+    from brainalign.behaviour.scoring import behaviour_score_file
 
     behaviour_score_file(
         sm.input.surprisal,

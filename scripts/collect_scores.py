@@ -3,7 +3,7 @@ from brainalign.runner import run_rule
 
 
 def step(sm, log):
-    from brainalign.study import collect_scores
+    from brainalign.study.collect import collect_scores
 
     collect_scores(
         list(sm.input.scores) + list(sm.input.behaviour),
@@ -12,7 +12,7 @@ def step(sm, log):
         sm.output.headline,
         sm.output.models,
         properties_csv=sm.params.properties or None,
-        headline_options=dict(sm.params.headline),
+        headline_options=sm.params.headline,
     )
 
 

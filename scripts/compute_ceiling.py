@@ -3,7 +3,7 @@ from brainalign.runner import run_rule
 
 
 def step(sm, log):
-    from brainalign.ceiling import compute_ceiling_file
+    from brainalign.encoding.ceilings import compute_ceiling_file
 
     compute_ceiling_file(sm.input.dataset, sm.output[0], sm.params.options)
 

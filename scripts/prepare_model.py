@@ -3,7 +3,7 @@ from brainalign.runner import run_rule
 
 
 def step(sm, log):
-    from brainalign.models import prepare_model
+    from brainalign.models.session import prepare_model
 
     prepare_model(sm.params.spec, sm.output[0], base_dir=sm.input.get("base"))
 

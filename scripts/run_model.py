@@ -3,7 +3,7 @@ from brainalign.runner import run_rule
 
 
 def step(sm, log):
-    from brainalign.model_job import run_model_job
+    from brainalign.extraction.model_job import run_model_job
 
     brain = list(zip(sm.input.brain, sm.output.shards, strict=True))
     reading = list(zip(sm.input.reading, sm.output.surprisal, strict=True))

@@ -4,8 +4,8 @@ from brainalign.runner import run_rule
 
 
 def step(sm, log):
-    from brainalign.encoding import score_layers_file
-    from brainalign.shards import read_layer_names
+    from brainalign.encoding.layers import score_layers_file
+    from brainalign.extraction.shards import read_layer_names
 
     outputs = zip(sm.params.datasets, sm.input.shards, sm.input.ceilings, sm.output.scores, strict=True)
     for dataset, shard, ceiling, scores in outputs:

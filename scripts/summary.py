@@ -6,7 +6,7 @@ from brainalign.runner import run_rule
 
 
 def step(sm, log):
-    from brainalign.study import write_summary_html
+    from brainalign.study.summary_page import write_summary_html
 
     write_summary_html(
         tidy_csv=sm.input.tidy,

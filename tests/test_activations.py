@@ -9,10 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainalign.activations import _extract_windows, _windows_for, block_layer_names, extract_arrays, extract_to_shard
-from brainalign.alignment import tokens_overlapping
 from brainalign.datasets.base import PreparedDataset, write_prepared
-from brainalign.models import load_model
+from brainalign.extraction.activations import extract_arrays, extract_to_shard, run_units
+from brainalign.extraction.alignment import tokens_overlapping
+from brainalign.extraction.context import text_windows, window_units
+from brainalign.extraction.layers import block_layer_names
+from brainalign.models.session import load_model
 
 SENTENCES = ["The quick brown fox jumps.", "She didn't say \"3.5 million\".", "Alice was tired.", "Naive cafe-goers, 'quoted' words.",
              "And numbers 1999, 42.", "The lazy dog"]
@@ -37,7 +39,7 @@ def test_layer_names_are_module_paths(tiny):
 def test_any_named_module_can_be_read(tiny):
     spec, loaded = tiny
     names, arrays = extract_arrays(loaded, dict(spec, layers=["transformer.h.0.mlp", "transformer.ln_f"]), sentence_table(["g"] * 6),
-                                   {"kind": "sentence", "context": "sentence"}, {"progress": False})
+                                   {"kind": "sentence", "context": "sentence"}, progress=False)
     assert names == ["transformer.h.0.mlp", "transformer.ln_f"] and arrays["transformer.ln_f"].shape == (6, 32)
 
 
@@ -45,8 +47,8 @@ def test_batching_does_not_change_activations(tiny):
     spec, loaded = tiny
     stimuli = sentence_table([f"g{i}" for i in range(6)])
     meta = {"kind": "sentence", "context": "sentence"}
-    _, one = extract_arrays(loaded, spec, stimuli, meta, {"batch_size": 1, "progress": False})
-    _, many = extract_arrays(loaded, spec, stimuli, meta, {"batch_size": 4, "progress": False})
+    _, one = extract_arrays(loaded, spec, stimuli, meta, {"batch_size": 1}, progress=False)
+    _, many = extract_arrays(loaded, spec, stimuli, meta, {"batch_size": 4}, progress=False)
     for name in one:
         np.testing.assert_allclose(one[name], many[name], atol=1e-5)
 
@@ -57,11 +59,16 @@ def test_one_pass_per_group_equals_rerunning_each_prefix(tiny):
     spec, loaded = tiny
     stimuli = sentence_table(["p1", "p1", "p1", "p2", "p2", "p2"])
     names = block_layer_names(loaded.model)
-    cached = _extract_windows(loaded, spec, names, _windows_for(stimuli, "group", True, "<|endoftext|>"), 6, {"progress": False})
-    naive = _extract_windows(loaded, spec, names, _windows_for(stimuli, "group", False, "<|endoftext|>"), 6, {"progress": False})
+
+    def read(context, causal):
+        windows = text_windows(stimuli, context, causal, "<|endoftext|>")
+        units = window_units(loaded.tokenizer, windows, batch_size=16, max_tokens=512, context_mode=context, paper_eos=False)
+        return run_units(loaded, spec, names, units, 6, "last", "windows", progress=False)
+
+    cached, naive = read("group", True), read("group", False)
     for name in names:
         np.testing.assert_allclose(cached[name], naive[name], atol=1e-5)
-    alone = _extract_windows(loaded, spec, names, _windows_for(stimuli, "sentence", True, "<|endoftext|>"), 6, {"progress": False})
+    alone = read("sentence", True)
     assert not np.allclose(alone[names[-1]][1], cached[names[-1]][1])  # context matters after the first sentence
     np.testing.assert_allclose(alone[names[-1]][0], cached[names[-1]][0], atol=1e-5)  # the first has none
 
@@ -75,11 +82,11 @@ def test_word_windows_keep_minimum_context(tiny):
                             "position": range(len(words)), "onset": np.arange(len(words)) * 0.3,
                             "offset": np.arange(len(words)) * 0.3 + 0.25})
     names, arrays = extract_arrays(loaded, spec, stimuli, {"kind": "timeseries"},
-                                   {"max_context_tokens": 40, "min_context_tokens": 12, "progress": False})
+                                   {"max_context_tokens": 40, "min_context_tokens": 12}, progress=False)
     assert arrays[names[-1]].shape == (len(words), 32) and np.isfinite(arrays[names[-1]]).all()
     # the first word read from the first window equals running the first window alone
     _, single = extract_arrays(loaded, spec, stimuli, {"kind": "timeseries"},
-                               {"max_context_tokens": 200, "min_context_tokens": 12, "progress": False})
+                               {"max_context_tokens": 200, "min_context_tokens": 12}, progress=False)
     np.testing.assert_allclose(arrays[names[-1]][:5], single[names[-1]][:5], atol=1e-5)
     assert not np.allclose(arrays[names[-1]][-1], single[names[-1]][-1])  # late words saw a shorter context
 
@@ -91,7 +98,7 @@ def test_shard_layout_and_attributes(tiny, tiny_gpt2_dir, tmp_path):
                               meta={"name": "toy", "kind": "sentence", "description": "", "source": "", "licence": "", "provenance": "",
                                     "context": "group", "group_averaged": True})
     write_prepared(dataset, tmp_path / "ds")
-    extract_to_shard(spec, tiny_gpt2_dir, tmp_path / "ds", tmp_path / "shard.h5", {"progress": False})
+    extract_to_shard(spec, tiny_gpt2_dir, tmp_path / "ds", tmp_path / "shard.h5", progress=False)
     with h5py.File(tmp_path / "shard.h5") as handle:
         names = json.loads(handle.attrs["layer_names"])
         assert list(handle["layers"]) == sorted(names) or list(handle["layers"]) == names
@@ -104,13 +111,13 @@ def test_shard_layout_and_attributes(tiny, tiny_gpt2_dir, tmp_path):
 
 @pytest.mark.slow
 def test_real_minilm_on_a_few_sentences(model_specs, tmp_path):
-    from brainalign.models import prepare_model
+    from brainalign.models.session import prepare_model
 
     spec = model_specs["all-minilm-l6-v2"]
     prepare_model(spec, tmp_path / "minilm")
     loaded = load_model(spec, tmp_path / "minilm", device="cpu")
     names, arrays = extract_arrays(loaded, spec, sentence_table([f"g{i}" for i in range(6)]), {"kind": "sentence", "context": "sentence"},
-                                   {"progress": False})
+                                   progress=False)
     assert names[0] == "embeddings.word_embeddings" and len(names) == 7
     last = arrays[names[-1]]
     assert last.shape == (6, 384) and np.isfinite(last).all()
@@ -124,9 +131,9 @@ def tiny_llama_dir(tmp_path_factory):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from tests.conftest import _byte_level_tokenizer
+    from tests.support.tokenizers import byte_level_tokenizer
 
-    tokenizer = _byte_level_tokenizer()
+    tokenizer = byte_level_tokenizer()
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
                          num_key_value_heads=2, max_position_embeddings=256)
@@ -145,7 +152,7 @@ def test_layer_module_reads_that_submodule_of_every_block(tiny_llama_dir):
             "layer_module": "post_attention_layernorm"}
     loaded = load_model(spec, tiny_llama_dir, device="cpu")
     stimuli = sentence_table([f"g{i}" for i in range(6)])
-    names, arrays = extract_arrays(loaded, spec, stimuli, {"kind": "sentence", "context": "sentence"}, {"progress": False, "batch_size": 4})
+    names, arrays = extract_arrays(loaded, spec, stimuli, {"kind": "sentence", "context": "sentence"}, {"batch_size": 4}, progress=False)
     assert names == ["model.embed_tokens", "model.layers.0.post_attention_layernorm", "model.layers.1.post_attention_layernorm"]
     seen = {}
     modules = dict(loaded.model.named_modules())
@@ -162,7 +169,7 @@ def test_layer_module_reads_that_submodule_of_every_block(tiny_llama_dir):
             handle.remove()
     # the whole block's output is something else
     _, blocks = extract_arrays(loaded, {k: v for k, v in spec.items() if k != "layer_module"}, stimuli,
-                               {"kind": "sentence", "context": "sentence"}, {"progress": False})
+                               {"kind": "sentence", "context": "sentence"}, progress=False)
     assert not np.allclose(blocks["model.layers.1"], arrays["model.layers.1.post_attention_layernorm"])
 
 
@@ -172,7 +179,7 @@ def test_a_missing_layer_module_is_one_line_naming_model_and_module(tiny_llama_d
     spec = {"name": "tiny-llama", "source": "local", "path": str(tiny_llama_dir), "kind": "decoder", "layer_module": "ln_2"}
     loaded = load_model(spec, tiny_llama_dir, device="cpu")
     with pytest.raises(BrainalignError, match=r"^model tiny-llama: layer_module 'ln_2' is not a submodule of block model\.layers\.0"):
-        extract_arrays(loaded, spec, sentence_table(["g"] * 6), {"kind": "sentence", "context": "sentence"}, {"progress": False})
+        extract_arrays(loaded, spec, sentence_table(["g"] * 6), {"kind": "sentence", "context": "sentence"}, progress=False)
 
 
 # ----------------------------------------------------------------------------------------------- story words, non-causal models
@@ -193,9 +200,9 @@ def tiny_encoder(tmp_path_factory):
     from tokenizers import processors
     from transformers import BertConfig, BertModel
 
-    from tests.conftest import _byte_level_tokenizer
+    from tests.support.tokenizers import byte_level_tokenizer
 
-    tokenizer = _byte_level_tokenizer()
+    tokenizer = byte_level_tokenizer()
     special = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     tokenizer.backend_tokenizer.post_processor = processors.Sequence([
         processors.ByteLevel(trim_offsets=True),
@@ -210,7 +217,7 @@ def tiny_encoder(tmp_path_factory):
     return spec, load_model(spec, folder, device="cpu")
 
 
-WINDOW_OPTIONS = {"max_context_tokens": 24, "min_context_tokens": 8, "progress": False, "batch_size": 5}
+WINDOW_OPTIONS = {"max_context_tokens": 24, "min_context_tokens": 8, "batch_size": 5}
 
 
 def test_encoder_story_words_never_see_the_future(tiny_encoder):
@@ -218,9 +225,9 @@ def test_encoder_story_words_never_see_the_future(tiny_encoder):
     left-truncated to the token budget), as Brain-Score fed the text up to the current stimulus: changing the
     words after i changes nothing about word i."""
     spec, loaded = tiny_encoder
-    names, arrays = extract_arrays(loaded, spec, story_table(STORY), {"kind": "timeseries"}, WINDOW_OPTIONS)
+    names, arrays = extract_arrays(loaded, spec, story_table(STORY), {"kind": "timeseries"}, WINDOW_OPTIONS, progress=False)
     cut = 20
-    _, changed = extract_arrays(loaded, spec, story_table(STORY[:cut + 1] + FUTURE), {"kind": "timeseries"}, WINDOW_OPTIONS)
+    _, changed = extract_arrays(loaded, spec, story_table(STORY[:cut + 1] + FUTURE), {"kind": "timeseries"}, WINDOW_OPTIONS, progress=False)
     for name in names:
         np.testing.assert_array_equal(changed[name][:cut + 1], arrays[name][:cut + 1])
 
@@ -230,8 +237,9 @@ def test_encoder_story_word_equals_a_pass_over_the_text_up_to_it(tiny_encoder):
 
     spec, loaded = tiny_encoder
     tokenizer = loaded.tokenizer
-    names, arrays = extract_arrays(loaded, spec, story_table(STORY), {"kind": "timeseries"}, {**WINDOW_OPTIONS, "story_readout": "last"})
-    _, summed = extract_arrays(loaded, spec, story_table(STORY), {"kind": "timeseries"}, WINDOW_OPTIONS)  # default: sum
+    names, arrays = extract_arrays(loaded, spec, story_table(STORY), {"kind": "timeseries"}, {**WINDOW_OPTIONS, "story_readout": "last"},
+                                   progress=False)
+    _, summed = extract_arrays(loaded, spec, story_table(STORY), {"kind": "timeseries"}, WINDOW_OPTIONS, progress=False)  # default: sum
     n_multi = 0
     budget = WINDOW_OPTIONS["max_context_tokens"] - 2  # [CLS] ... [SEP]
     cls, sep = tokenizer("a")["input_ids"][0], tokenizer("a")["input_ids"][-1]
@@ -259,17 +267,17 @@ def test_non_causal_group_mode_reads_each_text_from_a_window_ending_with_it(tiny
     """Sentence/group modes: a non-causal model reads every text of a passage from the passage up to that text."""
     spec, loaded = tiny_encoder
     stimuli = sentence_table(["p1", "p1", "p1", "p2", "p2", "p2"])
-    windows = _windows_for(stimuli, "group", False, "")
+    windows = text_windows(stimuli, "group", False, "")
     assert len(windows) == 6 and all(len(reads) == 1 for _, reads in windows)
     for text, [(row, _, end)] in windows:
         assert text.endswith(SENTENCES[row]) and end == len(text)
         group = stimuli["group"][row]
         assert text == " ".join(stimuli.loc[(stimuli["group"] == group) & (stimuli.index <= row), "text"])
     meta = {"kind": "sentence", "context": "group"}
-    _, arrays = extract_arrays(loaded, spec, stimuli, meta, {"progress": False})
+    _, arrays = extract_arrays(loaded, spec, stimuli, meta, progress=False)
     changed = stimuli.copy()
     changed.loc[2, "text"] = "Something else entirely."
-    _, after = extract_arrays(loaded, spec, changed, meta, {"progress": False})
+    _, after = extract_arrays(loaded, spec, changed, meta, progress=False)
     for name in arrays:
         np.testing.assert_array_equal(after[name][[0, 1, 3, 4, 5]], arrays[name][[0, 1, 3, 4, 5]])
 
@@ -278,8 +286,8 @@ def test_decoder_story_windows_are_unchanged_by_the_non_causal_fix(tiny):
     """Causal decoders keep the overlapping windows: a word late in the story is read with context that starts
     before the current window's min_context (not from a window that ends at it)."""
     spec, loaded = tiny
-    names, arrays = extract_arrays(loaded, spec, story_table(STORY), {"kind": "timeseries"}, WINDOW_OPTIONS)
-    _, changed = extract_arrays(loaded, spec, story_table(STORY[:21] + FUTURE), {"kind": "timeseries"}, WINDOW_OPTIONS)
+    names, arrays = extract_arrays(loaded, spec, story_table(STORY), {"kind": "timeseries"}, WINDOW_OPTIONS, progress=False)
+    _, changed = extract_arrays(loaded, spec, story_table(STORY[:21] + FUTURE), {"kind": "timeseries"}, WINDOW_OPTIONS, progress=False)
     # causal: the future never matters either, and windows are shared (fewer passes than words)
     for name in names:
         np.testing.assert_allclose(changed[name][:21], arrays[name][:21], atol=1e-5)

@@ -1,4 +1,4 @@
-"""Words, tokens and context windows (brainalign.alignment): the window planner under both callers'
+"""Words, tokens and context windows (brainalign.extraction.alignment): the window planner under both callers'
 parametrisations (checked against the loops the callers used before it existed), the two token -> word rules on
 hand-made offsets, joining words, and the special tokens real tokenizers put around a text."""
 
@@ -11,7 +11,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from brainalign.alignment import (
+from brainalign.errors import BrainalignError
+from brainalign.extraction.alignment import (
     ContextWindow,
     plan_windows,
     prefix_ids,
@@ -21,13 +22,12 @@ from brainalign.alignment import (
     tokens_overlapping,
     words_to_text,
 )
-from brainalign.errors import BrainalignError
-from tests.conftest import _byte_level_tokenizer
+from tests.support.tokenizers import byte_level_tokenizer
 
 
 # ----------------------------------------------------------------------------------------------- reference loops
 def extraction_windows_before(n_tokens, budget, min_context):
-    """The story-window loop of activations._extract_story_words before the planner (verbatim arithmetic)."""
+    """The story-window loop of extraction (context.story_units) before the planner (verbatim arithmetic)."""
     step = max(1, budget - min_context)
     out, begin = [], 0
     while True:
@@ -41,7 +41,7 @@ def extraction_windows_before(n_tokens, budget, min_context):
 
 
 def surprisal_windows_before(n_tokens, budget, min_context):
-    """The window loop of behaviour.token_surprisals before the planner (verbatim arithmetic)."""
+    """The window loop of surprisal.token_surprisals before the planner (verbatim arithmetic)."""
     out, begin = [], 0
     while begin < n_tokens:
         end = min(begin + budget, n_tokens)
@@ -54,7 +54,7 @@ def surprisal_windows_before(n_tokens, budget, min_context):
 
 
 def extraction_parameters():
-    """(n_tokens, budget, min_context) as _extract_story_words derives them (min_context clipped to max_tokens // 2)."""
+    """(n_tokens, budget, min_context) as context.story_units derives them (min_context clipped to max_tokens // 2)."""
     for max_tokens in range(2, 26):
         for specials in range(0, 4):  # prepend + lead + trail tokens
             budget = max_tokens - specials
@@ -141,9 +141,9 @@ class _RecordingLM:
 
 @pytest.mark.parametrize("max_context, min_context", [(12, 4), (9, 256), (20, 0), (512, 256)])
 def test_token_surprisals_runs_the_planned_windows(max_context, min_context):
-    from brainalign.behaviour import token_surprisals
+    from brainalign.behaviour.surprisal import token_surprisals
 
-    tokenizer = _byte_level_tokenizer()
+    tokenizer = byte_level_tokenizer()
     text = " ".join("Alice was beginning to get very tired of sitting by her sister on the bank .".split() * 3)
     model = _RecordingLM(len(tokenizer))
     ids, _, nats = token_surprisals(model, tokenizer, text, "<|endoftext|>", max_context, min_context)
@@ -205,7 +205,7 @@ def test_token_word_index_the_surprisal_rule():
 def _with_template(template):
     from tokenizers import processors
 
-    tokenizer = _byte_level_tokenizer()
+    tokenizer = byte_level_tokenizer()
     eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
     tokenizer.backend_tokenizer.post_processor = processors.Sequence([
         processors.ByteLevel(trim_offsets=True),
@@ -214,7 +214,7 @@ def _with_template(template):
 
 
 def test_special_tokens_around_the_test_tokenizers():
-    plain = _byte_level_tokenizer()  # GPT-2-like: adds nothing
+    plain = byte_level_tokenizer()  # GPT-2-like: adds nothing
     assert special_tokens_around(plain) == ([], [])
     eos = plain.convert_tokens_to_ids("<|endoftext|>")
     assert prepend_ids(plain, "<|endoftext|>") == [eos] and prepend_ids(plain, None) == [] and prepend_ids(plain, "") == []

@@ -65,7 +65,7 @@ def test_property_correlations_are_the_papers(paper_analysis):
 
 
 def test_the_papers_per_model_average_is_our_brain_average():
-    from brainalign.tables import analysis_measures
+    from brainalign.study.tables import analysis_measures
 
     scores = pd.read_csv(PAPER / "paper_headline.csv")
     measures, _ = analysis_measures(scores, {"pereira2018": ["pereira2018"], "blank2014": ["blank2014"],
@@ -79,8 +79,8 @@ def test_the_paper_config_has_table_8_pairs_reported_apart_with_cka_and_rsa():
     """Table 8 (v2): Gemma-2B/7B and LLaMA-2-7B/13B, base vs instruction-tuned, linear (ceiling-normalised), CKA, RSA."""
     import yaml
 
-    from brainalign.analysis import pair_groups
     from brainalign.config import load_and_check, models_table
+    from brainalign.study.analysis import pair_groups
 
     config = load_and_check(yaml.safe_load((REPO / "config/paper.yaml").read_text()))
     groups = pair_groups(models_table(config), config["analysis"]["families"])

@@ -11,7 +11,8 @@ import pytest
 
 from brainalign.datasets.base import PreparedDataset
 from brainalign.encoding.layers import fit_layer
-from tests.test_timeseries import _ar1
+from brainalign.options import EncodingOptions
+from tests.support.timeseries import ar1
 
 TR = 2.0
 FAST = {"protocols": ["ridge-grouped"], "similarity": False, "n_bootstrap": 200, "seed": 0, "n_folds": 5, "inner_folds": 4,
@@ -24,7 +25,7 @@ def planted_story(n_scans=320, n_subjects=4, delay_s=4.0, content=1.0, rate=1.0,
     AR(1) noise (phi 0.7) and, with ``motion``, a per-subject random-walk motion trace added to the responses."""
     rng = np.random.default_rng(seed)
     duration = n_scans * TR
-    density = 1.5 + 1.2 * np.sin(2 * np.pi * np.arange(0, duration, 0.1) / 37.0) + 0.8 * _ar1(rng, int(duration * 10), 0.995, ())
+    density = 1.5 + 1.2 * np.sin(2 * np.pi * np.arange(0, duration, 0.1) / 37.0) + 0.8 * ar1(rng, int(duration * 10), 0.995, ())
     density = np.clip(density, 0.05, None)
     grid = np.arange(0, duration, 0.1)
     times = np.sort(grid[rng.random(len(grid)) < density * 0.1] + 0.1 * rng.random())
@@ -34,7 +35,7 @@ def planted_story(n_scans=320, n_subjects=4, delay_s=4.0, content=1.0, rate=1.0,
     drive = kernel @ (rate * np.ones(len(times)) + content * values)
     drive = (drive - drive.mean()) / drive.std()
     motion_traces = np.cumsum(rng.standard_normal((n_subjects, n_scans, 2)), axis=1) * 0.3
-    responses = np.stack([drive[:, None] * np.array([1.0, 0.8, 0.6]) + 1.5 * _ar1(rng, n_scans, 0.7, (3,))
+    responses = np.stack([drive[:, None] * np.array([1.0, 0.8, 0.6]) + 1.5 * ar1(rng, n_scans, 0.7, (3,))
                           + motion * motion_traces[s, :, :1] for s in range(n_subjects)])
     stimuli = pd.DataFrame({"stimulus_id": [f"w{i}" for i in range(len(times))], "text": ["w"] * len(times), "group": "story",
                             "position": np.arange(len(times)), "onset": times - 0.2, "offset": times})
@@ -89,7 +90,7 @@ def test_motion_is_regressed_out_per_subject():
 
     dataset, _ = planted_story(motion=3.0, seed=4)
     y, names, _ = responses_matrix(dataset)
-    baseline = baseline_design(dataset, names, FAST)
+    baseline = baseline_design(dataset, names, EncodingOptions.from_dict(FAST))
     assert baseline.names == ["word_rate@d1", "word_rate@d2", "word_rate@d3", "word_rate@d4"]  # motion differs by subject
     cleaned = clean_confounds(y, baseline, baseline.runs)
     for j, name in enumerate(names):
@@ -115,7 +116,7 @@ def test_joint_fit_is_ridge_on_the_scaled_bands():
     x, b = rng.standard_normal((n, p)), rng.standard_normal((n, k))
     y = x[:, :2] @ [[1.0], [0.5]] + b[:, :1] + rng.standard_normal((n, 1))
     train, test = np.arange(90), np.arange(90, n)
-    options = {"inner_folds": 3}
+    options = EncodingOptions.from_dict({"inner_folds": 3})
     base, joint, _ = _fit_fold(0, x, y, b, train, test, np.arange(n), np.array([7.0]), options, 0)
 
     def z(train_rows, test_rows):
@@ -134,8 +135,8 @@ def test_gain_stays_at_every_layer_when_extras_go_to_the_selected_layers(tmp_pat
     """encoding.extras_layers: selected moves brainscore-2023 / RSA / CKA to the selected layers only; the time-series
     gain is a headline with its own best and nested layers, so every layer keeps it."""
     from brainalign.datasets.base import write_prepared
-    from brainalign.encoding import fit_layers_file
-    from brainalign.shards import write_shard
+    from brainalign.encoding.layers import fit_layers_file
+    from brainalign.extraction.shards import write_shard
 
     dataset, values = planted_story(n_scans=200, n_subjects=2)
     dataset.meta.update(description="planted", source="test", licence="none", provenance="test", context="story",

@@ -8,10 +8,12 @@ import pandas as pd
 import pytest
 import torch
 
-from brainalign.alignment import token_word_index, words_to_text
-from brainalign.behaviour import behaviour_scores, split_half_rt_ceiling, token_surprisals, word_surprisals
+import brainalign.behaviour.nll as nll
+from brainalign.behaviour.scoring import behaviour_scores, headline_measure, split_half_rt_ceiling
+from brainalign.behaviour.surprisal import token_surprisals, word_surprisals
 from brainalign.datasets.base import PreparedDataset
-from brainalign.models import load_model
+from brainalign.extraction.alignment import token_word_index, words_to_text
+from brainalign.models.session import load_model
 
 TRICKY = ["She", "didn't", "say", "\"3.5", "million\"", "—", "naïve", "café-goers,", "'quoted'", "1999."]
 
@@ -52,25 +54,23 @@ def test_word_surprisal_sums_the_direct_token_computation(tiny):
 
 
 def test_length_batches_keep_the_order_and_the_budget():
-    from brainalign.behaviour import _length_batches
-
     lengths = [5, 3, 9, 3, 40, 7, 2]
-    batches = _length_batches(lengths, batch_size=3, max_batch_tokens=20)
+    batches = nll.length_batches(lengths, batch_size=3, max_batch_tokens=20)
     assert [i for batch in batches for i in batch] == sorted(range(len(lengths)), key=lambda i: lengths[i])  # stable
     assert all(len(b) <= 3 and (len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 20) for b in batches)
     assert [4] in batches  # longer than the budget: alone
-    assert _length_batches(lengths, batch_size=16) == [sorted(range(len(lengths)), key=lambda i: lengths[i])]
+    assert nll.length_batches(lengths, batch_size=16) == [sorted(range(len(lengths)), key=lambda i: lengths[i])]
 
 
 @pytest.mark.parametrize("prepend", ["<|endoftext|>", None])
 def test_short_streams_read_together_equal_one_pass_each(tiny, prepend):
     """Sentences read in padded batches (surprisal_file's short streams) give each one's own forward pass values;
     a stream longer than the short-window limit is left to word_surprisals."""
-    from brainalign.behaviour import SHORT_STREAM_TOKENS, short_stream_surprisals
+    from brainalign.behaviour.surprisal import SHORT_STREAM_TOKENS, short_stream_surprisals
 
     sentences = [TRICKY, ["Alice"], "The cat sat on the mat .".split(), TRICKY[:4] * 3, ["a", "b"] * 3,
                  "long " .split() * (SHORT_STREAM_TOKENS + 5)]
-    got = short_stream_surprisals(tiny.model, tiny.tokenizer, sentences, prepend)
+    got = short_stream_surprisals(tiny.model, tiny.tokenizer, sentences, prepend, max_context_tokens=2048)
     assert sorted(got) == [0, 1, 2, 3, 4]
     for index, (bits, counts, nats) in got.items():
         expected_bits, expected_counts, expected_nats = word_surprisals(tiny.model, tiny.tokenizer, sentences[index], prepend)
@@ -135,6 +135,60 @@ def test_unknown_exclusion_step_is_a_clear_error():
         behaviour_scores(surprisal, reading_dataset(surprisal, rng), {"exclusions": ["nope"], "n_bootstrap": 0})
 
 
+# ----------------------------------------------------------------------------------------------- headline measure
+#: each reading adapter's measures and the one its headline rows report (the table scoring kept before the adapters
+#: declared HEADLINE_MEASURE themselves)
+READING_MEASURES = {"naturalstories": (["rt_mean", "rt_gmean"], "rt_mean"), "futrell2018": (["rt"], "rt"),
+                    "frank2013": (["first_fixation", "first_pass", "go_past"], "first_pass")}
+
+
+def test_reading_adapters_declare_their_headline_measure():
+    from brainalign.datasets.registry import ADAPTERS
+
+    for adapter, (measures, headline) in READING_MEASURES.items():
+        assert ADAPTERS[adapter].KIND == "reading" and ADAPTERS[adapter].HEADLINE_MEASURE == headline
+        assert headline_measure({"name": adapter, "adapter": adapter}, measures) == headline
+
+
+@pytest.mark.parametrize("config_file", ["config/config.yaml", "config/paper.yaml", "tests/data/config_small.yaml",
+                                         "tests/data/config_slurm.yaml"])
+def test_the_configs_reading_datasets_keep_their_headline_measure(config_file, repo_root):
+    """The measure is looked up by adapter, not by the dataset's name (which may differ): every reading dataset
+    of the shipped configs resolves to the measure its adapter's headline was before."""
+    import yaml
+
+    datasets = yaml.safe_load((repo_root / config_file).read_text()).get("datasets") or []
+    reading = [d for d in datasets if d["adapter"] in READING_MEASURES]
+    for dataset in reading:
+        measures, headline = READING_MEASURES[dataset["adapter"]]
+        assert headline_measure({"name": dataset["name"], "adapter": dataset["adapter"]}, measures) == headline
+    assert reading
+    # a dataset named apart from its adapter still takes the adapter's measure
+    assert headline_measure({"name": "my_frank_subset", "adapter": "frank2013"}, READING_MEASURES["frank2013"][0]) == "first_pass"
+
+
+def test_an_adapter_without_a_headline_measure_is_an_error_unless_there_is_one_measure(monkeypatch):
+    import types
+
+    from brainalign.datasets import registry
+    from brainalign.errors import BrainalignError
+
+    monkeypatch.setitem(registry.ADAPTERS, "toy_reading", types.ModuleType("toy_reading"))
+    meta = {"name": "toy", "adapter": "toy_reading", "kind": "reading"}
+    assert headline_measure(meta, ["rt"]) == "rt"  # one measure: nothing to choose
+    message = r"adapter 'toy_reading' declares no HEADLINE_MEASURE and the dataset has 2 reading measures \(rt, gaze\)"
+    with pytest.raises(BrainalignError, match=message):
+        headline_measure(meta, ["rt", "gaze"])
+    rng = np.random.default_rng(3)
+    surprisal = rng.gamma(2.0, 2.0, 100)
+    one = reading_dataset(surprisal, rng)
+    two = PreparedDataset(one.stimuli, np.concatenate([one.responses, one.responses], axis=2), one.subjects, ["rt", "gaze"],
+                          meta=dict(one.meta, adapter="toy_reading"))
+    with pytest.raises(BrainalignError, match=message):  # not the first measure, silently
+        behaviour_scores(surprisal, two, {"n_bootstrap": 0})
+    assert behaviour_scores(surprisal, two, {"n_bootstrap": 0, "regression": False}, measure="gaze")["headline_measure"] == "gaze"
+
+
 @pytest.mark.slow
 def test_real_smollm2_tracks_reading_times_and_beats_its_untrained_control(smollm2_dir, model_specs, resources_data, tmp_path):
     from scipy.stats import pearsonr
@@ -149,8 +203,9 @@ def test_real_smollm2_tracks_reading_times_and_beats_its_untrained_control(smoll
     trained = load_model(model_specs["smollm2-135m-instruct"], smollm2_dir, device="cpu")
     control = load_model(model_specs["smollm2-135m-untrained"], smollm2_dir, device="cpu")
     prepend = "<|endoftext|>"
-    bits, _, nats = word_surprisals(trained.model, trained.tokenizer, words, prepend, 512, 256)
-    _, _, control_nats = word_surprisals(control.model, control.tokenizer, words, prepend, 512, 256)
+    window = {"max_context_tokens": 512, "min_context_tokens": 256}
+    bits, _, nats = word_surprisals(trained.model, trained.tokenizer, words, prepend, window)
+    _, _, control_nats = word_surprisals(control.model, control.tokenizer, words, prepend, window)
     perplexity, control_perplexity = np.exp(np.nanmean(nats)), np.exp(np.nanmean(control_nats))
     assert perplexity < 60 and control_perplexity > 100 * perplexity
     rt = story.responses[0, :, story.neuroids.index("rt_mean")]
@@ -164,10 +219,10 @@ def test_real_smollm2_tracks_reading_times_and_beats_its_untrained_control(smoll
 
 
 def test_sliding_windows_equal_the_overlapping_ones_when_the_text_fits(tiny):
-    from brainalign.alignment import word_token_ranges
+    from brainalign.extraction.alignment import word_token_ranges
 
     overlapping, counts, _ = word_surprisals(tiny.model, tiny.tokenizer, TRICKY, prepend_text="<|endoftext|>")
-    sliding, _, _ = word_surprisals(tiny.model, tiny.tokenizer, TRICKY, prepend_text="<|endoftext|>", context_window="sliding")
+    sliding, _, _ = word_surprisals(tiny.model, tiny.tokenizer, TRICKY, prepend_text="<|endoftext|>", options={"context_window": "sliding"})
     np.testing.assert_allclose(sliding, overlapping, atol=1e-5)
     ranges = word_token_ranges(np.repeat(np.arange(len(TRICKY)), counts), len(TRICKY))
     assert (ranges[:, 1] - ranges[:, 0] == counts).all() and ranges[0, 0] == 0 and (ranges[1:, 0] == ranges[:-1, 1]).all()
@@ -177,7 +232,7 @@ def test_unknown_context_window_is_a_clear_error(tiny):
     from brainalign.errors import BrainalignError
 
     with pytest.raises(BrainalignError, match="config.behaviour.context_window: unknown 'nope'"):
-        word_surprisals(tiny.model, tiny.tokenizer, TRICKY, context_window="nope")
+        word_surprisals(tiny.model, tiny.tokenizer, TRICKY, options={"context_window": "nope"})
 
 
 def test_overlapping_windows_compute_logits_only_where_read_with_the_same_surprisals(tiny_gpt2_dir, monkeypatch):
@@ -187,10 +242,7 @@ def test_overlapping_windows_compute_logits_only_where_read_with_the_same_surpri
     import torch
     from transformers import AutoTokenizer, GPT2LMHeadModel
 
-    import brainalign.behaviour as behaviour
-    from brainalign.behaviour import token_surprisals
-
-    monkeypatch.setattr(behaviour, "PLAIN_HEAD_MODEL_TYPES", ())
+    monkeypatch.setattr(nll, "PLAIN_HEAD_MODEL_TYPES", ())
 
     model = GPT2LMHeadModel.from_pretrained(tiny_gpt2_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(tiny_gpt2_dir)
@@ -211,10 +263,10 @@ def test_overlapping_windows_compute_logits_only_where_read_with_the_same_surpri
         return real_forward(*args, **kwargs)
 
     text = " ".join(f"word{i % 17} and" for i in range(120))
-    full = token_surprisals(FullLogits(model), tokenizer, text, max_context_tokens=64, min_context_tokens=24)[2]
+    full = token_surprisals(FullLogits(model), tokenizer, text, None, max_context_tokens=64, min_context_tokens=24)[2]
     model.forward = recording_forward
     model.forward.__signature__ = __import__("inspect").signature(real_forward)
-    partial = token_surprisals(model, tokenizer, text, max_context_tokens=64, min_context_tokens=24)[2]
+    partial = token_surprisals(model, tokenizer, text, None, max_context_tokens=64, min_context_tokens=24)[2]
     assert np.array_equal(full, partial, equal_nan=True)
     assert len(kept) > 2 and kept[0] == 64 and all(k is not None and k < 64 for k in kept[1:])
 
@@ -247,12 +299,12 @@ def test_a_window_beyond_the_models_positions_is_capped_to_them(tiny_gpt2_dir, t
     giving the same surprisals as asking for 256 (without the cap, the forward pass would fail)."""
     import json
 
-    from brainalign.behaviour import surprisal_file
+    from brainalign.behaviour.surprisal import surprisal_file
 
     spec = {"name": "tiny", "source": "local", "path": str(tiny_gpt2_dir), "kind": "decoder"}
     dataset = _story_dataset(tmp_path / "story", 600)
-    surprisal_file(spec, tiny_gpt2_dir, dataset, tmp_path / "default.tsv", {"progress": False})
-    surprisal_file(spec, tiny_gpt2_dir, dataset, tmp_path / "256.tsv", {"progress": False, "max_context_tokens": 256})
+    surprisal_file(spec, tiny_gpt2_dir, dataset, tmp_path / "default.tsv", progress=False)
+    surprisal_file(spec, tiny_gpt2_dir, dataset, tmp_path / "256.tsv", {"max_context_tokens": 256}, progress=False)
     assert (tmp_path / "default.tsv").read_bytes() == (tmp_path / "256.tsv").read_bytes()
     summary = json.loads((tmp_path / "default.json").read_text())
     assert summary["max_context_tokens"] == 256 and summary["context_limited_by_model"] is True
@@ -278,12 +330,10 @@ def test_the_sliced_lm_head_gives_the_log_softmax_of_the_full_logits(family, mon
     """position_nlls runs the backbone, then the read positions' hidden states through the LM head in vocabulary
     slices with a running log-sum-exp (soft-capped where the model caps its logits): equal to the log-softmax of the
     model's own full logits, on padded batches too."""
-    import brainalign.behaviour as behaviour
-
     model = _tiny_causal_lms()[family]
-    assert behaviour._plain_head(model) is not None
-    monkeypatch.setattr(behaviour, "HEAD_SLICE_ROWS", 1000)  # six slices, the last one short
-    monkeypatch.setattr(behaviour, "HEAD_BLOCK_POSITIONS", 4)  # and the positions in blocks
+    assert nll.plain_head(model) is not None
+    monkeypatch.setattr(nll, "HEAD_SLICE_ROWS", 1000)  # six slices, the last one short
+    monkeypatch.setattr(nll, "HEAD_BLOCK_POSITIONS", 4)  # and the positions in blocks
     generator = torch.Generator().manual_seed(1)
     ids = torch.randint(0, 5003, (3, 20), generator=generator)
     mask = torch.ones_like(ids)
@@ -297,7 +347,7 @@ def test_the_sliced_lm_head_gives_the_log_softmax_of_the_full_logits(family, mon
     expected = np.array([-float(logprobs[r, p, t]) for r, p, t in zip(rows, positions, targets)])
     forwards = []
     monkeypatch.setattr(model, "forward", lambda *a, **k: forwards.append(1))  # the plain path never runs the whole model
-    got = behaviour.position_nlls(model, {"input_ids": ids, "attention_mask": mask}, rows, positions, targets)
+    got = nll.position_nlls(model, {"input_ids": ids, "attention_mask": mask}, rows, positions, targets)
     np.testing.assert_allclose(got, expected, rtol=0, atol=2e-5)
     assert not forwards
 
@@ -306,8 +356,6 @@ def test_story_surprisal_from_the_sliced_head_equals_full_logits(tiny_gpt2_dir):
     """token_surprisals on a plain-head model equals the same model run whole (every position's logits) to float
     rounding, and takes only the scored positions through the head."""
     from transformers import AutoTokenizer, GPT2LMHeadModel
-
-    import brainalign.behaviour as behaviour
 
     model = GPT2LMHeadModel.from_pretrained(tiny_gpt2_dir).eval()
     tokenizer = AutoTokenizer.from_pretrained(tiny_gpt2_dir)
@@ -321,17 +369,17 @@ def test_story_surprisal_from_the_sliced_head_equals_full_logits(tiny_gpt2_dir):
             return self.inner(input_ids=input_ids)
 
     text = " ".join(f"word{i % 17} and" for i in range(120))
-    full = token_surprisals(FullLogits(model), tokenizer, text, max_context_tokens=64, min_context_tokens=24)[2]
-    head_rows, real_head = [], behaviour._head_nlls
+    full = token_surprisals(FullLogits(model), tokenizer, text, None, max_context_tokens=64, min_context_tokens=24)[2]
+    head_rows, real_head = [], nll.head_nlls
 
     def counting_head(hidden, *args):
         head_rows.append(len(hidden))
         return real_head(hidden, *args)
 
-    behaviour._head_nlls = counting_head
+    nll.head_nlls = counting_head
     try:
-        sliced = token_surprisals(model, tokenizer, text, max_context_tokens=64, min_context_tokens=24)[2]
+        sliced = token_surprisals(model, tokenizer, text, None, max_context_tokens=64, min_context_tokens=24)[2]
     finally:
-        behaviour._head_nlls = real_head
+        nll.head_nlls = real_head
     np.testing.assert_allclose(sliced, full, rtol=0, atol=2e-5)
     assert np.isnan(sliced[0]) == np.isnan(full[0]) and sum(head_rows) == int(np.isfinite(full).sum())

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainalign.ceiling import compute_ceiling, extrapolation_ceiling, split_half_ceiling
 from brainalign.correlation import spearman_brown
 from brainalign.datasets.base import PreparedDataset
+from brainalign.encoding.ceilings import compute_ceiling, extrapolation_ceiling, split_half_ceiling
 
 
 def synthetic_subjects(n_subjects=10, n_samples=400, n_neuroids=3, noise_sd=1.5, seed=0):
@@ -73,7 +73,7 @@ def _shared_plus_noise(n_subjects, n_samples, reliabilities, seed=0):
 
 
 def test_isc_ceiling_recovers_a_planted_reliability_and_matches_a_slow_reference():
-    from brainalign.ceiling import isc_ceiling, leave_one_out_isc, subject_reliability
+    from brainalign.encoding.ceilings import isc_ceiling, leave_one_out_isc, subject_reliability
 
     rho = np.array([0.05, 0.1, 0.2, 0.4])
     responses = _shared_plus_noise(25, 2000, rho)
@@ -97,7 +97,7 @@ def test_isc_ceiling_recovers_a_planted_reliability_and_matches_a_slow_reference
 def test_isc_ceiling_is_stable_where_the_extrapolation_fit_is_not():
     """Few scans, weak and negative ROIs (as Brennan 2016's 6 ROIs over 362 scans): every ISC ceiling stays inside
     [0, 1) with a CI, where per-subject x ROI asymptotes of the extrapolation fit run to the bounds."""
-    from brainalign.ceiling import isc_ceiling
+    from brainalign.encoding.ceilings import isc_ceiling
 
     responses = _shared_plus_noise(12, 150, [0.0, 0.01, 0.03, 0.08, 0.15, 0.3], seed=3)
     isc = isc_ceiling(responses, n_bootstrap=100)

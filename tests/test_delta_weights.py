@@ -19,8 +19,9 @@ import yaml
 
 from brainalign.config import ConfigError, check_semantics, validate_schema
 from brainalign.errors import BrainalignError
-from brainalign.models import get_source, load_model, prepare_model
-from tests.conftest import _byte_level_tokenizer
+from brainalign.models.registry import get_source
+from brainalign.models.session import load_model, prepare_model
+from tests.support.tokenizers import byte_level_tokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -73,7 +74,7 @@ def _assert_equals_target(folder: Path, target):
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    return _byte_level_tokenizer()
+    return byte_level_tokenizer()
 
 
 @pytest.fixture(scope="module")

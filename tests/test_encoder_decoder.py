@@ -7,35 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainalign.activations import extract_arrays
 from brainalign.errors import BrainalignError
-from brainalign.models import load_model
-from tests.conftest import _byte_level_tokenizer
+from brainalign.extraction.activations import extract_arrays
+from brainalign.models.session import load_model
 
 SENTENCES = ["The quick brown fox jumps.", "Alice was tired.", "And numbers 1999, 42."]
 META = {"kind": "sentence", "context": "sentence"}
-
-
-@pytest.fixture(scope="module")
-def tiny_t5_dir(tmp_path_factory):
-    """A 2+2-block random T5 whose tokenizer appends an end-of-sequence token, as T5's does."""
-    import torch
-    from tokenizers import processors
-    from transformers import T5Config, T5ForConditionalGeneration
-
-    tokenizer = _byte_level_tokenizer()
-    eos = tokenizer.convert_tokens_to_ids("<|endoftext|>")
-    tokenizer.backend_tokenizer.post_processor = processors.Sequence([
-        processors.ByteLevel(trim_offsets=True),
-        processors.TemplateProcessing(single="$A <|endoftext|>", special_tokens=[("<|endoftext|>", eos)]),
-    ])
-    torch.manual_seed(0)
-    config = T5Config(vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_decoder_layers=2, num_heads=2,
-                      pad_token_id=eos, eos_token_id=eos, decoder_start_token_id=eos, feed_forward_proj="gated-gelu")
-    folder = tmp_path_factory.mktemp("tiny_t5")
-    T5ForConditionalGeneration(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def _stimuli():
@@ -59,7 +36,7 @@ def _direct(loaded, text):
 
 def test_principled_mode_reads_the_encoder_at_the_stimulus_last_token(tiny_t5_dir):
     spec, loaded = _load(tiny_t5_dir, "principled")
-    names, arrays = extract_arrays(loaded, spec, _stimuli(), META, {"progress": False, "batch_size": 2})
+    names, arrays = extract_arrays(loaded, spec, _stimuli(), META, {"batch_size": 2}, progress=False)
     assert names == ["encoder.embed_tokens", "encoder.block.0", "encoder.block.1"]
     for row, text in enumerate(SENTENCES):
         out = _direct(loaded, text)
@@ -69,10 +46,10 @@ def test_principled_mode_reads_the_encoder_at_the_stimulus_last_token(tiny_t5_di
 
 def test_paper_mode_reads_encoder_and_unshifted_decoder_at_eos(tiny_t5_dir):
     spec, loaded = _load(tiny_t5_dir, "paper")
-    names, arrays = extract_arrays(loaded, spec, _stimuli(), META, {"progress": False, "batch_size": 2})
+    names, arrays = extract_arrays(loaded, spec, _stimuli(), META, {"batch_size": 2}, progress=False)
     assert names == ["encoder.embed_tokens", "encoder.block.0", "encoder.block.1", "decoder.block.0", "decoder.block.1"]
     principled_spec, principled_model = _load(tiny_t5_dir, "principled")
-    _, principled = extract_arrays(principled_model, principled_spec, _stimuli(), META, {"progress": False})
+    _, principled = extract_arrays(principled_model, principled_spec, _stimuli(), META, progress=False)
     for row, text in enumerate(SENTENCES):
         out = _direct(loaded, text)  # the decoder fed the same tokens, unshifted (PR194)
         np.testing.assert_allclose(arrays["decoder.block.0"][row], out.decoder_hidden_states[1][0, -1].numpy(), atol=1e-5)
@@ -84,13 +61,13 @@ def test_paper_mode_reads_encoder_and_unshifted_decoder_at_eos(tiny_t5_dir):
 def test_principled_mode_refuses_decoder_layers(tiny_t5_dir):
     spec, loaded = _load(tiny_t5_dir, "principled")
     with pytest.raises(BrainalignError, match="decoder layers, read only with t5_mode: paper"):
-        extract_arrays(loaded, dict(spec, layers=["decoder.block.1"]), _stimuli(), META, {"progress": False})
+        extract_arrays(loaded, dict(spec, layers=["decoder.block.1"]), _stimuli(), META, progress=False)
 
 
 # ----------------------------------------------------------------------------------------------- story words (window mode)
 STORY = ("Alice was beginning to get very tired of sitting by her sister on the bank and of having nothing to do . "
          "once or twice she had peeped into the book").split()
-WINDOW_OPTIONS = {"max_context_tokens": 24, "min_context_tokens": 8, "progress": False, "batch_size": 4}
+WINDOW_OPTIONS = {"max_context_tokens": 24, "min_context_tokens": 8, "batch_size": 4}
 
 
 def _story(words):
@@ -107,9 +84,9 @@ def test_story_words_are_read_from_the_text_up_to_them(tiny_t5_dir, mode):
 
     spec, loaded = _load(tiny_t5_dir, mode)
     options = {**WINDOW_OPTIONS, "story_readout": "last"}  # principled: the word's last token (paper mode: </s> always)
-    names, arrays = extract_arrays(loaded, spec, _story(STORY), {"kind": "timeseries"}, options)
+    names, arrays = extract_arrays(loaded, spec, _story(STORY), {"kind": "timeseries"}, options, progress=False)
     _, changed = extract_arrays(loaded, spec, _story(STORY[:16] + ["the", "lazy", "dog", "jumps", "over", "42", "foxes"]),
-                                {"kind": "timeseries"}, options)
+                                {"kind": "timeseries"}, options, progress=False)
     for name in names:
         np.testing.assert_allclose(changed[name][:16], arrays[name][:16], atol=1e-6)
     tokenizer, budget = loaded.tokenizer, WINDOW_OPTIONS["max_context_tokens"] - 1  # room for </s>

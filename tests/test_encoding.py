@@ -9,20 +9,11 @@ from sklearn.linear_model import LinearRegression, Ridge, RidgeCV
 from sklearn.model_selection import KFold, ShuffleSplit
 
 from brainalign.correlation import pearson_columns
-from brainalign.encoding import (
-    FoldCrossProducts,
-    RidgeSVD,
-    ShiftedSystems,
-    block_folds,
-    cross_validated_score,
-    grouped_folds,
-    ols_fit_predict,
-    ols_with_inner_folds,
-    ridge_cv,
-    ridge_loo,
-    score_layers_file,
-    shuffle_splits,
-)
+from brainalign.encoding.folds import block_folds, grouped_folds, shuffle_splits
+from brainalign.encoding.layers import score_layers_file
+from brainalign.encoding.ols import ols_fit_predict, ols_with_inner_folds
+from brainalign.encoding.protocols.scoring import cross_validated_score
+from brainalign.encoding.ridge import FoldCrossProducts, RidgeSVD, ShiftedSystems, ridge_cv, ridge_loo
 
 
 @pytest.mark.parametrize("n, p", [(120, 30), (60, 200)])
@@ -39,7 +30,7 @@ def test_ols_equals_sklearn_on_language_model_like_features(case):
     """The OLS of the paper protocol equals sklearn LinearRegression (minimum-norm lstsq) on the features it
     meets: power-law variances with one shared direction (the Cholesky shortcut), duplicated columns and more
     features than samples (singular Gram: the SVD), and features = samples (centring leaves rank samples - 1)."""
-    from brainalign.encoding.ridge import _cholesky_ols_weights, _kernel_ols_dual
+    from brainalign.encoding.ols import _cholesky_ols_weights, _kernel_ols_dual
 
     rng = np.random.default_rng(11)
     n, p = {"anisotropic": (300, 120), "collinear": (300, 120), "wide": (60, 120), "square": (120, 120)}[case]
@@ -208,6 +199,68 @@ def test_brainscore_protocol_equals_slow_reference():
     assert abs(ours["score"] - np.mean(split_scores)) < 1e-6
 
 
+@pytest.fixture
+def toy_protocol():
+    """A protocol registered in Python only (OLS on grouped folds, the recipe of encoding/protocols/__init__.py),
+    removed from the registry afterwards."""
+    from brainalign.encoding.bootstrap import _median
+    from brainalign.encoding.protocols.registry import PROTOCOLS, register_protocol
+
+    @register_protocol("toy-ols")
+    def toy_ols(fold):
+        x, y, train, test = fold.x, fold.y, fold.train, fold.test
+        fitted = ols_fit_predict(x[train], y[train], x[train])
+        return ols_fit_predict(x[train], y[train], x[test]), y[test], _median(pearson_columns(fitted, y[train]))
+
+    try:
+        yield "toy-ols"
+    finally:
+        PROTOCOLS.pop("toy-ols", None)
+
+
+def test_a_protocol_registered_in_python_is_selectable_in_the_config_and_scored(toy_protocol):
+    """The schema's protocol enum comes from the registry: a config selecting a newly registered protocol (top level
+    and a dataset's override) validates with no schema edit, and is rejected once the protocol is gone; the protocol
+    is scored like any other (cross_validated_score, and fit_layer as a layer metric)."""
+    import copy
+    from pathlib import Path
+
+    import pandas as pd
+    import yaml
+
+    from brainalign.config import ConfigError, load_and_check
+    from brainalign.datasets.base import PreparedDataset
+    from brainalign.encoding.layers import fit_layer
+    from brainalign.encoding.protocols.registry import PROTOCOLS
+    from brainalign.options import dataset_encoding_options
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text())
+    config.setdefault("encoding", {})["protocols"] = ["ridge-grouped", toy_protocol]
+    first = config["datasets"][0]
+    first["encoding"] = {**(first.get("encoding") or {}), "protocols": [toy_protocol], "extras_layers": "all"}  # not the headline
+    checked = load_and_check(copy.deepcopy(config))
+    assert dataset_encoding_options(checked, first["name"])["protocols"] == [toy_protocol]
+    assert dataset_encoding_options(checked, config["datasets"][1]["name"])["protocols"] == ["ridge-grouped", toy_protocol]
+
+    rng = np.random.default_rng(6)
+    n = 120
+    x = rng.standard_normal((n, 4))
+    y = x @ rng.standard_normal((4, 3)) + rng.standard_normal((n, 3))
+    groups = np.arange(n) // 4
+    result = cross_validated_score(x, y, groups, protocol=toy_protocol, options={"n_bootstrap": 20, "seed": 0})
+    assert len(result["fold_scores"]) == 5 and result["score"] > 0.5 and result["feature_scaling"] == "none"
+    assert result["ci_low"] <= result["score"] <= result["ci_high"]
+    stimuli = pd.DataFrame({"stimulus_id": [f"s{i}" for i in range(n)], "text": ["x"] * n, "group": groups.astype(str),
+                            "position": np.arange(n) % 4})
+    dataset = PreparedDataset(stimuli, y[None].astype(np.float32), ["average"], ["a", "b", "c"], meta={"kind": "sentence", "name": "toy"})
+    layer = fit_layer(x, dataset, {"protocols": [toy_protocol], "n_bootstrap": 20, "seed": 0, "similarity": False})
+    assert list(layer["protocols"]) == [toy_protocol]
+
+    PROTOCOLS.pop(toy_protocol)
+    with pytest.raises(ConfigError, match=r"config.encoding.protocols\[1\]: 'toy-ols' is not one of"):
+        load_and_check(copy.deepcopy(config))
+
+
 def test_planted_correlation_is_recovered():
     """y = X w + noise with a known correlation between y and X w: ridge recovers it within 0.02."""
     rng = np.random.default_rng(3)
@@ -255,7 +308,7 @@ def test_block_folds_leave_a_gap():
 
 
 def test_zscoring_uses_training_statistics_only():
-    from brainalign.encoding.ridge import _standardise
+    from brainalign.encoding.scaling import _standardise
 
     rng = np.random.default_rng(4)
     train, test = rng.normal(5, 3, (100, 4)), rng.normal(-50, 10, (20, 4))
@@ -282,7 +335,7 @@ def test_nested_layer_choice_finds_the_informative_layer(tmp_path):
     import pandas as pd
 
     from brainalign.datasets.base import PreparedDataset
-    from brainalign.encoding import fit_layer
+    from brainalign.encoding.layers import fit_layer
 
     rng = np.random.default_rng(6)
     n = 400
@@ -314,7 +367,7 @@ def test_layer_with_few_distinct_rows_is_flagged(caplog):
     import pandas as pd
 
     from brainalign.datasets.base import PreparedDataset
-    from brainalign.encoding import fit_layer
+    from brainalign.encoding.layers import fit_layer
 
     rng = np.random.default_rng(8)
     n = 120
@@ -354,7 +407,7 @@ def test_sentence_bootstrap_resamples_whole_passages():
     groups); unique groups keep the old per-sample draws exactly. With passage-level shared noise, the passage CI
     is wider than the sentence CI."""
     from brainalign.encoding.folds import fold_units, grouped_folds
-    from brainalign.encoding.protocols import cross_validated_score
+    from brainalign.encoding.protocols.scoring import cross_validated_score
 
     rng = np.random.default_rng(0)
     groups = np.repeat([f"p{i:02d}" for i in range(40)], 5)

@@ -9,8 +9,10 @@ import numpy as np
 import pytest
 
 from brainalign.correlation import pearson_columns
-from brainalign.encoding import RidgeSVD, cross_validated_score, ols_fit_predict, ridge_cv
-from brainalign.encoding.protocols import _bootstrap
+from brainalign.encoding.bootstrap import _bootstrap
+from brainalign.encoding.ols import ols_fit_predict
+from brainalign.encoding.protocols.scoring import cross_validated_score
+from brainalign.encoding.ridge import RidgeSVD, ridge_cv
 from brainalign.errors import BrainalignError
 
 torch = pytest.importorskip("torch")
@@ -124,7 +126,7 @@ def test_cuda_without_cuda_is_a_one_line_error():
 
 
 def test_numpy_backend_never_imports_torch():
-    code = ("import sys, numpy as np; from brainalign.encoding import cross_validated_score; "
+    code = ("import sys, numpy as np; from brainalign.encoding.protocols.scoring import cross_validated_score; "
             "x = np.random.default_rng(0).standard_normal((40, 5)); "
             "cross_validated_score(x, x[:, :2], np.arange(40) // 4, options={'n_bootstrap': 0}); "
             "assert 'torch' not in sys.modules, 'torch imported'")

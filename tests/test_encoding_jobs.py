@@ -10,10 +10,9 @@ import pandas as pd
 import pytest
 
 from brainalign.datasets.base import PreparedDataset, write_prepared
-from brainalign.encoding import fit_layer_file, fit_layers_file, score_layers_file
-from brainalign.encoding.layers import layers_of_part
+from brainalign.encoding.layers import fit_layer_file, fit_layers_file, layers_of_part, score_layers_file
 from brainalign.errors import BrainalignError
-from brainalign.shards import write_shard
+from brainalign.extraction.shards import write_shard
 
 OPTIONS = {"n_bootstrap": 20, "seed": 0, "protocols": ["ridge-grouped", "brainscore-2023"]}
 LAYERS = ["model.embed", "model.layers.0", "model.layers.1", "model.layers.2", "model.layers.3"]

@@ -18,16 +18,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import brainalign.activations as activations
-from brainalign.activations import extract_arrays, extract_to_shard
-from brainalign.checkpoint import checkpoint_dir_for
+import brainalign.extraction.activations as activations
 from brainalign.datasets.base import PreparedDataset, write_prepared
+from brainalign.extraction.activations import extract_arrays, extract_to_shard
+from brainalign.extraction.checkpoint import checkpoint_dir_for
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WORDS = "the quick brown fox jumps over the lazy dog she didn't say million naive cafe-goers quoted words and numbers".split()
 N_STIMULI, BATCH = 20, 2
 N_BATCHES = N_STIMULI // BATCH
-OPTIONS = {"progress": False, "batch_size": BATCH, "device": "cpu", "checkpoint_every": 1}
+OPTIONS = {"batch_size": BATCH, "device": "cpu", "checkpoint_every": 1}
 
 
 def _sentences(n):
@@ -57,7 +57,7 @@ def dataset_dir(tmp_path_factory):
 def reference(tiny_spec, tiny_gpt2_dir, dataset_dir, tmp_path_factory):
     """An uninterrupted run (checkpointing on, as by default): its layers and what it leaves behind."""
     out = tmp_path_factory.mktemp("reference") / "shard.h5"
-    extract_to_shard(tiny_spec, tiny_gpt2_dir, dataset_dir, out, OPTIONS)
+    extract_to_shard(tiny_spec, tiny_gpt2_dir, dataset_dir, out, OPTIONS, progress=False)
     return out, _layers(out), sorted(p.name for p in out.parent.iterdir())
 
 
@@ -97,7 +97,7 @@ CHILD = textwrap.dedent("""
     import json, sys, time
     import torch
     torch.set_num_threads(int(sys.argv[5]))
-    import brainalign.activations as activations
+    import brainalign.extraction.activations as activations
 
     STOP = int(sys.argv[6])
     original, calls = activations._forward, [0]
@@ -110,7 +110,7 @@ CHILD = textwrap.dedent("""
         return original(*args, **kwargs)
 
     activations._forward = forward
-    activations.extract_to_shard(json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], json.loads(sys.argv[7]))
+    activations.extract_to_shard(json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], json.loads(sys.argv[7]), progress=False)
 """)
 
 
@@ -143,7 +143,7 @@ def test_killed_run_resumes_to_identical_shard(tiny_spec, tiny_gpt2_dir, dataset
 
     forward = _CountingForward(monkeypatch)
     caplog.set_level(logging.INFO, logger="brainalign")
-    extract_to_shard(tiny_spec, tiny_gpt2_dir, dataset_dir, out, OPTIONS)
+    extract_to_shard(tiny_spec, tiny_gpt2_dir, dataset_dir, out, OPTIONS, progress=False)
     assert f"resuming: {stop * BATCH} of {N_STIMULI} windows done" in caplog.text
     assert forward.calls == N_BATCHES - stop  # finished batches are not recomputed
     _assert_same_bytes(_layers(out), reference[1])
@@ -155,18 +155,18 @@ def test_successful_run_leaves_no_checkpoint(reference, tiny_spec, tiny_gpt2_dir
     out, layers, left = reference
     assert left == ["shard.h5"]
     # checkpointing does not change a number
-    extract_to_shard(tiny_spec, tiny_gpt2_dir, dataset_dir, tmp_path / "plain.h5", dict(OPTIONS, checkpoint=False))
+    extract_to_shard(tiny_spec, tiny_gpt2_dir, dataset_dir, tmp_path / "plain.h5", dict(OPTIONS, checkpoint=False), progress=False)
     _assert_same_bytes(_layers(tmp_path / "plain.h5"), layers)
     # a temporary shard left by a run killed while writing is cleaned up
     (tmp_path / ".shard.h5.abc123.h5").write_bytes(b"half an HDF5 file")
-    extract_to_shard(tiny_spec, tiny_gpt2_dir, dataset_dir, tmp_path / "shard.h5", OPTIONS)
+    extract_to_shard(tiny_spec, tiny_gpt2_dir, dataset_dir, tmp_path / "shard.h5", OPTIONS, progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.h5", "shard.h5"]
 
 
 def _crash_midway(spec, model_dir, dataset_dir, out, monkeypatch, options, after=2):
     crash = _CountingForward(monkeypatch, fail_after=after)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        extract_to_shard(spec, model_dir, dataset_dir, out, options)
+        extract_to_shard(spec, model_dir, dataset_dir, out, options, progress=False)
     monkeypatch.setattr(activations, "_forward", crash.original)
     assert not out.exists() and len(_parts(out)) == after
 
@@ -177,10 +177,11 @@ def test_checkpoint_from_other_settings_is_discarded(tiny_spec, tiny_gpt2_dir, d
     # another readout: a checkpoint of last-token vectors must not feed a mean-readout shard
     _crash_midway(tiny_spec, tiny_gpt2_dir, dataset_dir, out, monkeypatch, OPTIONS)
     forward = _CountingForward(monkeypatch)
-    extract_to_shard(tiny_spec, tiny_gpt2_dir, dataset_dir, out, dict(OPTIONS, readout="mean"))
+    extract_to_shard(tiny_spec, tiny_gpt2_dir, dataset_dir, out, dict(OPTIONS, readout="mean"), progress=False)
     assert "other settings (readout differ); discarding it" in caplog.text and "resuming" not in caplog.text
     assert forward.calls == N_BATCHES
-    extract_to_shard(tiny_spec, tiny_gpt2_dir, dataset_dir, tmp_path / "mean.h5", dict(OPTIONS, readout="mean", checkpoint=False))
+    extract_to_shard(tiny_spec, tiny_gpt2_dir, dataset_dir, tmp_path / "mean.h5", dict(OPTIONS, readout="mean", checkpoint=False),
+                     progress=False)
     _assert_same_bytes(_layers(out), _layers(tmp_path / "mean.h5"))
 
     # another code version (edited fingerprint) and another batch size: both discarded
@@ -193,7 +194,7 @@ def test_checkpoint_from_other_settings_is_discarded(tiny_spec, tiny_gpt2_dir, d
             fingerprint.write_text(json.dumps(dict(json.loads(fingerprint.read_text()), code_version="0.0.0")))
         caplog.clear()
         forward = _CountingForward(monkeypatch)
-        extract_to_shard(tiny_spec, tiny_gpt2_dir, dataset_dir, out, options)
+        extract_to_shard(tiny_spec, tiny_gpt2_dir, dataset_dir, out, options, progress=False)
         assert f"({change}" in caplog.text and "discarding it" in caplog.text and "resuming" not in caplog.text
         assert forward.calls == -(-N_STIMULI // options["batch_size"])
 
@@ -205,7 +206,7 @@ def test_unreadable_part_is_recomputed(tiny_spec, tiny_gpt2_dir, dataset_dir, re
     broken = _parts(out)[1]
     broken.write_bytes(broken.read_bytes()[:50])
     forward = _CountingForward(monkeypatch)
-    extract_to_shard(tiny_spec, tiny_gpt2_dir, dataset_dir, out, OPTIONS)
+    extract_to_shard(tiny_spec, tiny_gpt2_dir, dataset_dir, out, OPTIONS, progress=False)
     assert "is unusable" in caplog.text and f"resuming: {2 * BATCH} of {N_STIMULI} windows done" in caplog.text
     assert forward.calls == N_BATCHES - 2
     _assert_same_bytes(_layers(out), reference[1])
@@ -213,7 +214,7 @@ def test_unreadable_part_is_recomputed(tiny_spec, tiny_gpt2_dir, dataset_dir, re
 
 def test_story_windows_resume(tiny_gpt2_dir, tiny_spec, tmp_path, monkeypatch, caplog):
     """Per-word (window mode): finished story windows are kept, pending ones flushed when the run fails."""
-    from brainalign.models import load_model
+    from brainalign.models.session import load_model
 
     caplog.set_level(logging.INFO, logger="brainalign")
     loaded = load_model(tiny_spec, tiny_gpt2_dir, device="cpu")
@@ -221,16 +222,16 @@ def test_story_windows_resume(tiny_gpt2_dir, tiny_spec, tmp_path, monkeypatch, c
     stimuli = pd.DataFrame({"stimulus_id": [f"w{i}" for i in range(len(words))], "text": words,
                             "group": ["a"] * 50 + ["b"] * (len(words) - 50), "position": range(len(words))})
     meta = {"kind": "timeseries"}
-    base = {"max_context_tokens": 24, "min_context_tokens": 8, "progress": False}
-    _, expected = extract_arrays(loaded, tiny_spec, stimuli, meta, base)
-    options = dict(base, checkpoint_dir=str(tmp_path / "ckpt"), checkpoint_every=0, checkpoint_seconds=1e9)  # flush only at exit
+    base = {"max_context_tokens": 24, "min_context_tokens": 8}
+    _, expected = extract_arrays(loaded, tiny_spec, stimuli, meta, base, progress=False)
+    options = dict(base, checkpoint_every=0, checkpoint_seconds=1e9)  # flush only at exit
     crash = _CountingForward(monkeypatch, fail_after=3)
     with pytest.raises(RuntimeError):
-        extract_arrays(loaded, tiny_spec, stimuli, meta, options)
+        extract_arrays(loaded, tiny_spec, stimuli, meta, options, progress=False, checkpoint_dir=tmp_path / "ckpt")
     monkeypatch.setattr(activations, "_forward", crash.original)
     assert len(list((tmp_path / "ckpt").glob("part-*.npz"))) == 1  # the three finished windows, flushed on the way out
     forward = _CountingForward(monkeypatch)
-    names, resumed = extract_arrays(loaded, tiny_spec, stimuli, meta, options)
+    names, resumed = extract_arrays(loaded, tiny_spec, stimuli, meta, options, progress=False, checkpoint_dir=tmp_path / "ckpt")
     assert "resuming: 3 of" in caplog.text and "story windows done" in caplog.text
     total = int(caplog.text.split("resuming: 3 of ")[1].split()[0])
     assert total > 6 and forward.calls == total - 3
@@ -244,10 +245,10 @@ def test_float32_retry_releases_the_half_precision_model_first(tiny_spec, tiny_g
     import gc
     import weakref
 
-    import brainalign.models as models
+    import brainalign.models.session as session
 
     loads, alive_at_reload = [], []
-    original_load, original_extract = models.load_model, activations.extract_arrays
+    original_load, original_extract = session.load_model, activations.extract_arrays
 
     def load(spec, model_dir, device=None, dtype=None, matmul_dtype="float32"):
         if loads:
@@ -263,10 +264,10 @@ def test_float32_retry_releases_the_half_precision_model_first(tiny_spec, tiny_g
             arrays[names[-1]][0, 0] = np.nan  # a float16 overflow
         return names, arrays
 
-    monkeypatch.setattr(models, "load_model", load)
+    monkeypatch.setattr(session, "load_model", load)
     monkeypatch.setattr(activations, "extract_arrays", extract)
     out = tmp_path / "shard.h5"
-    extract_to_shard(dict(tiny_spec, dtype="float16"), tiny_gpt2_dir, dataset_dir, out, dict(OPTIONS, checkpoint=False))
+    extract_to_shard(dict(tiny_spec, dtype="float16"), tiny_gpt2_dir, dataset_dir, out, dict(OPTIONS, checkpoint=False), progress=False)
     assert len(loads) == 2 and alive_at_reload == [False]
     with h5py.File(out) as handle:
         assert handle.attrs["dtype"] == "float32"
@@ -278,11 +279,11 @@ def test_non_causal_word_windows_resume(tmp_path, monkeypatch, caplog):
     import torch
     from transformers import BertConfig, BertModel
 
-    from brainalign.models import load_model
-    from tests.conftest import _byte_level_tokenizer
+    from brainalign.models.session import load_model
+    from tests.support.tokenizers import byte_level_tokenizer
 
     caplog.set_level(logging.INFO, logger="brainalign")
-    tokenizer = _byte_level_tokenizer()
+    tokenizer = byte_level_tokenizer()
     torch.manual_seed(0)
     BertModel(BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
                          max_position_embeddings=128)).save_pretrained(tmp_path / "bert")
@@ -293,15 +294,15 @@ def test_non_causal_word_windows_resume(tmp_path, monkeypatch, caplog):
     stimuli = pd.DataFrame({"stimulus_id": [f"w{i}" for i in range(len(words))], "text": words,
                             "group": ["a"] * 20 + ["b"] * (len(words) - 20), "position": range(len(words))})
     meta = {"kind": "timeseries"}
-    base = {"max_context_tokens": 16, "min_context_tokens": 4, "progress": False, "batch_size": 4}
-    _, expected = extract_arrays(loaded, spec, stimuli, meta, base)
-    options = dict(base, checkpoint_dir=str(tmp_path / "ckpt"), checkpoint_every=1)
+    base = {"max_context_tokens": 16, "min_context_tokens": 4, "batch_size": 4}
+    _, expected = extract_arrays(loaded, spec, stimuli, meta, base, progress=False)
+    options = dict(base, checkpoint_every=1)
     crash = _CountingForward(monkeypatch, fail_after=3)
     with pytest.raises(RuntimeError):
-        extract_arrays(loaded, spec, stimuli, meta, options)
+        extract_arrays(loaded, spec, stimuli, meta, options, progress=False, checkpoint_dir=tmp_path / "ckpt")
     monkeypatch.setattr(activations, "_forward", crash.original)
     forward = _CountingForward(monkeypatch)
-    _, resumed = extract_arrays(loaded, spec, stimuli, meta, options)
+    _, resumed = extract_arrays(loaded, spec, stimuli, meta, options, progress=False, checkpoint_dir=tmp_path / "ckpt")
     assert f"resuming: 12 of {len(words)} word windows done (3 of {-(-len(words) // 4)} batches)" in caplog.text
     assert forward.calls == -(-len(words) // 4) - 3
     _assert_same_bytes(resumed, expected)

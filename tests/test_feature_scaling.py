@@ -14,11 +14,15 @@ import pytest
 from sklearn.linear_model import RidgeCV
 
 from brainalign.correlation import pearson_columns
-from brainalign.encoding import DEFAULT_ALPHAS, block_folds, cross_validated_score, grouped_folds, ridge_cv, ridge_loo
-from brainalign.encoding.protocols import PROTOCOLS, Fold, Protocol, _median, _single_run_blocks, get_protocol
-from brainalign.encoding.ridge import _centre, _standardise, scale_features
+from brainalign.encoding.bootstrap import _median
+from brainalign.encoding.folds import block_folds, grouped_folds
+from brainalign.encoding.protocols.registry import PROTOCOLS, Fold, Protocol, get_protocol
+from brainalign.encoding.protocols.ridge_grouped import _single_run_blocks
+from brainalign.encoding.protocols.scoring import cross_validated_score
+from brainalign.encoding.ridge import DEFAULT_ALPHAS, ridge_cv, ridge_loo
+from brainalign.encoding.scaling import _centre, _standardise, scale_features
 from brainalign.errors import BrainalignError
-from brainalign.options import schema_defaults
+from brainalign.options import EncodingOptions, schema_defaults
 
 RESULT_KEYS = ("score", "fold_scores", "inner_scores", "ci_low", "ci_high", "neuroid_r")
 REFERENCE_ALPHAS = 10.0 ** np.arange(-4, 9)  # wide: the reference must not lose for want of a penalty
@@ -194,16 +198,17 @@ def test_centring_keeps_relative_variances_and_the_mean_variance_of_zscoring():
 
 # ----------------------------------------------------------------------------------------------- today's numbers
 def _todays_ridge_grouped(fold: Fold):
-    """ridge-grouped exactly as it was before feature scaling became an option (commit 1181896), kept verbatim."""
+    """ridge-grouped exactly as it was before feature scaling became an option (commit 1181896), kept verbatim but
+    for reading the typed options and the inner blocks from the fold."""
     options = fold.options
     x_train, x_test = _standardise(fold.x[fold.train], fold.x[fold.test])
     y_train, actual = _standardise(fold.y[fold.train], fold.y[fold.test])
-    if options.get("inner_cv") == "loo":
+    if options.inner_cv == "loo":
         best, pooled, solver = ridge_loo(x_train, y_train, fold.alphas)
     else:
-        inner = (grouped_folds(fold.groups[fold.train_index], int(options.get("inner_folds", 5)), fold.seed + fold.k)
-                 if options.get("inner_blocks") is None
-                 else block_folds(len(fold.train_index), int(options["inner_blocks"]), int(options.get("gap", 5))))
+        inner = (grouped_folds(fold.groups[fold.train_index], int(options.inner_folds), fold.seed + fold.k)
+                 if fold.inner_blocks is None
+                 else block_folds(len(fold.train_index), int(fold.inner_blocks), int(options.gap)))
         best, pooled, solver = ridge_cv(x_train, y_train, fold.alphas, inner)
     inner_score = _median(pearson_columns(pooled, y_train))
     predicted = solver.predict_per_target(x_test, fold.alphas, best)
@@ -221,8 +226,9 @@ def test_zscore_gives_exactly_todays_results(monkeypatch, high, inner_cv, blocks
     options = default_options(feature_scaling="zscore", inner_cv=inner_cv, n_bootstrap=50, dtype=dtype)
     results = []
     for name in ("today", "ridge-grouped"):
-        folds, protocol_options = get_protocol(name).layer_folds(len(x), {"blocks": 5} if blocks else {}, options)
-        results.append(cross_validated_score(x, y, None if blocks else groups, name, protocol_options, folds=folds))
+        typed = EncodingOptions.from_dict(options)
+        folds, inner_blocks = get_protocol(name).layer_folds(len(x), {"blocks": 5} if blocks else {}, typed)
+        results.append(cross_validated_score(x, y, None if blocks else groups, name, typed, folds=folds, inner_blocks=inner_blocks))
     today, now = results
     for key in RESULT_KEYS:
         np.testing.assert_array_equal(np.asarray(now[key]), np.asarray(today[key]), err_msg=key)
@@ -233,10 +239,12 @@ def test_time_series_blocks_honour_the_option(high):
     """A single-run time series (contiguous blocks of scans with a gap, inner blocks too): the scaling applies
     there the same way, and is recorded."""
     x, y, _, _ = high
-    folds, options = get_protocol("ridge-grouped").layer_folds(len(x), {"blocks": 5}, default_options())
+    options = EncodingOptions.from_dict(default_options())
+    folds, inner_blocks = get_protocol("ridge-grouped").layer_folds(len(x), {"blocks": 5}, options)
     scores = {}
     for scaling in ("zscore", "center", "auto"):
-        result = cross_validated_score(x, y, None, "ridge-grouped", {**options, "feature_scaling": scaling}, folds=folds)
+        result = cross_validated_score(x, y, None, "ridge-grouped", options.replace(feature_scaling=scaling), folds=folds,
+                                       inner_blocks=inner_blocks)
         assert result["feature_scaling"] == scaling and len(result["centred_fraction"]) == 5
         scores[scaling] = result["score"]
     assert scores["center"] > scores["zscore"] + 0.08
@@ -262,7 +270,7 @@ def test_layer_result_records_the_scaling(tmp_path):
     of neuroids each outer fold fitted on centred features."""
     import pandas as pd
 
-    from brainalign.encoding import fit_layer
+    from brainalign.encoding.layers import fit_layer
 
     x, y, groups, _ = planted_anisotropic(200, 32, 3, seed=3, signal="high")
 

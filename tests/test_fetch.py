@@ -194,6 +194,24 @@ def test_local_dir_damage_detected(tmp_path, fake_adapter, damage):
     assert not (tmp_path / "out").exists()
 
 
+def test_relative_local_dir_is_read_from_the_working_directory_else_from_base_dir(tmp_path, fake_adapter, monkeypatch):
+    """The package never reads the repository layout: a relative local_dir is found below the working directory
+    (snakemake run from the repository), else below ``base_dir`` (the fetch job passes the repository)."""
+    repo, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
+    src = _local_copy(repo)
+    elsewhere.mkdir()
+    spec = {"name": "fake", "adapter": "fake", "local_dir": "local"}
+    monkeypatch.chdir(repo)
+    fetch_dataset(spec, tmp_path / "from_cwd")
+    assert (tmp_path / "from_cwd" / "sub" / "b.txt").read_text() == "beta\n"
+    monkeypatch.chdir(elsewhere)
+    assert fetch.resolve_local_dir("local", base_dir=repo) == src
+    fetch_dataset(spec, tmp_path / "from_base", base_dir=repo)
+    assert (tmp_path / "from_base" / "a.txt").read_text() == "alpha\n"
+    with pytest.raises(BrainalignError, match="local_dir local does not exist"):
+        fetch_dataset(spec, tmp_path / "nowhere")
+
+
 def test_local_dir_without_manifest_and_without_checksums(tmp_path, fake_adapter):
     (tmp_path / "bare").mkdir()
     fake_adapter.REMOTE_FILES = [("x.bin", None, None, None)]

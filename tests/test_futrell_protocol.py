@@ -19,11 +19,11 @@ import pytest
 import torch
 from scipy.stats import pearsonr
 
-from brainalign.behaviour import behaviour_score_file, surprisal_file, surprisal_reading, word_surprisals
+from brainalign.behaviour.scoring import behaviour_score_file
+from brainalign.behaviour.surprisal import surprisal_file, surprisal_reading, word_surprisals
 from brainalign.datasets.base import PreparedDataset, write_prepared
-from brainalign.models import load_model
-from brainalign.tables import TIDY_COLUMNS
-from tests.test_encoder_decoder import tiny_t5_dir  # noqa: F401  (the tiny random T5 fixture)
+from brainalign.models.session import load_model
+from brainalign.study.tables import TIDY_COLUMNS
 
 STORY_1 = ("Alice was beginning to get very tired of sitting by her sister on the bank, and of having nothing to do. "
            "Once or twice she had peeped into the book her sister was reading.").split()
@@ -165,12 +165,12 @@ def test_sliding_windows_are_brainscore_left_truncation_word_by_word(tiny, brain
     _, loaded = tiny
     words = STORY_1 + STORY_2
     expected = brainscore_stream
-    bits, counts, _ = word_surprisals(loaded.model, loaded.tokenizer, words, max_context_tokens=24,
-                                      context_window="sliding", batch_size=5)
+    bits, counts, _ = word_surprisals(loaded.model, loaded.tokenizer, words,
+                                      options={"max_context_tokens": 24, "context_window": "sliding", "window_batch_size": 5})
     assert counts.sum() > 2 * 24  # many words are read with a truncated prefix
     np.testing.assert_allclose(bits[1:], expected[1:], atol=1e-4)
     # the overlapping windows (the default) give every token less context than the budget allows: they differ
-    overlapping, _, _ = word_surprisals(loaded.model, loaded.tokenizer, words, max_context_tokens=24, min_context_tokens=8)
+    overlapping, _, _ = word_surprisals(loaded.model, loaded.tokenizer, words, options={"max_context_tokens": 24, "min_context_tokens": 8})
     assert np.nanmax(np.abs(overlapping[1:] - expected[1:])) > 1e-2
 
 
@@ -179,9 +179,9 @@ def test_corpus_scope_carries_context_across_stories(tiny, brainscore_stream, tm
     rng = np.random.default_rng(0)
     n = len(STORY_1) + len(STORY_2)
     stimuli = reading_dataset(tmp_path / "data", [STORY_1, STORY_2], 300 + 50 * rng.random((4, n)))
-    options = {"context_scope": "corpus", "context_window": "sliding", "max_context_tokens": 24, "progress": False}
-    surprisal_file(spec, spec["path"], tmp_path / "data", tmp_path / "corpus.tsv", options)
-    surprisal_file(spec, spec["path"], tmp_path / "data", tmp_path / "story.tsv", {**options, "context_scope": "story"})
+    options = {"context_scope": "corpus", "context_window": "sliding", "max_context_tokens": 24}
+    surprisal_file(spec, spec["path"], tmp_path / "data", tmp_path / "corpus.tsv", options, progress=False)
+    surprisal_file(spec, spec["path"], tmp_path / "data", tmp_path / "story.tsv", {**options, "context_scope": "story"}, progress=False)
     corpus = pd.read_csv(tmp_path / "corpus.tsv", sep="\t")["surprisal_bits"].to_numpy()
     story = pd.read_csv(tmp_path / "story.tsv", sep="\t")["surprisal_bits"].to_numpy()
     start = len(STORY_1)  # the first word of story 2
@@ -208,25 +208,25 @@ def test_surprisal_readings():
     assert surprisal_reading({"kind": "encoder"}) is None
 
 
-def test_t5_paper_reading_is_the_pr194_slicing_by_hand(tiny_t5_dir):  # noqa: F811
+def test_t5_paper_reading_is_the_pr194_slicing_by_hand(tiny_t5_dir):
     _, loaded = _t5(tiny_t5_dir, "paper")
     words = STORY_1 + STORY_2
     expected = brainscore_reading_times(loaded.model, loaded.tokenizer, words, max_length=20, encoder_decoder=True)
-    bits, counts, nats = word_surprisals(loaded.model, loaded.tokenizer, words, max_context_tokens=20, batch_size=4,
+    bits, counts, nats = word_surprisals(loaded.model, loaded.tokenizer, words, options={"max_context_tokens": 20, "window_batch_size": 4},
                                          reading="t5-paper")
     assert np.isfinite(expected).all() and counts.sum() > 2 * 20
     np.testing.assert_allclose(bits, expected, atol=1e-4)  # the first word too: T5's </s> makes it scorable
     assert len(nats) == counts.sum()  # n targets per word: its trailing sub-tokens and </s>
 
 
-def test_t5_paper_mode_gets_behaviour_rows_and_principled_t5_none(tiny_t5_dir, tmp_path):  # noqa: F811
+def test_t5_paper_mode_gets_behaviour_rows_and_principled_t5_none(tiny_t5_dir, tmp_path):
     n = len(STORY_1) + len(STORY_2)
     surprisal_like = np.random.default_rng(1).gamma(2.0, 2.0, n)
     rts = 300 + 20 * surprisal_like[None] + 30 * np.random.default_rng(2).standard_normal((6, n))
     reading_dataset(tmp_path / "data", [STORY_1, STORY_2], rts, {"published_ceiling": 0.858})
-    options = {"context_scope": "corpus", "max_context_tokens": 32, "progress": False, "n_bootstrap": 10}
+    options = {"context_scope": "corpus", "max_context_tokens": 32, "n_bootstrap": 10}
     spec, _ = _t5(tiny_t5_dir, "paper")
-    surprisal_file(spec, tiny_t5_dir, tmp_path / "data", tmp_path / "paper.tsv", options)
+    surprisal_file(spec, tiny_t5_dir, tmp_path / "data", tmp_path / "paper.tsv", options, progress=False)
     summary = json.loads((tmp_path / "paper.json").read_text())
     assert summary["applicable"] and summary["reading"] == "t5-paper"
     frame = behaviour_score_file(tmp_path / "paper.tsv", tmp_path / "data", tmp_path / "paper.csv", spec["name"], "toy", options)
@@ -237,7 +237,7 @@ def test_t5_paper_mode_gets_behaviour_rows_and_principled_t5_none(tiny_t5_dir, t
     assert paper["ceiling"] == pytest.approx(0.858) and paper["normalised"] == pytest.approx(paper["raw_r"] / 0.858)
     assert "perplexity" not in set(frame["metric"])  # the PR194 token losses are no perplexity
     spec, _ = _t5(tiny_t5_dir, "principled")
-    surprisal_file(spec, tiny_t5_dir, tmp_path / "data", tmp_path / "principled.tsv", options)
+    surprisal_file(spec, tiny_t5_dir, tmp_path / "data", tmp_path / "principled.tsv", options, progress=False)
     assert not json.loads((tmp_path / "principled.json").read_text())["applicable"]
     frame = behaviour_score_file(tmp_path / "principled.tsv", tmp_path / "data", tmp_path / "principled.csv", spec["name"],
                                  "toy", options)

@@ -8,19 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-import brainalign.models as models
-from brainalign.config import ConfigError, check_semantics, validate_schema
+from brainalign.config import ConfigError, check_semantics, models_table, validate_schema
 from brainalign.errors import BrainalignError
-from brainalign.models import (
-    SOURCES,
-    ModelSource,
-    check_model_available,
-    get_source,
-    load_gguf,
-    load_model,
-    prepare_model,
-    register_source,
-)
+from brainalign.models import registry
+from brainalign.models.gguf import load_gguf
+from brainalign.models.registry import SOURCES, ModelSource, get_source, model_id, register_source
+from brainalign.models.session import check_model_available, load_model, prepare_model
+from brainalign.models.sources import gguf_path
 
 
 def test_local_folder_source_loads_and_records_provenance(tiny_gpt2_dir, tmp_path):
@@ -71,7 +65,7 @@ def test_converted_smollm2_equals_the_gguf_loaded_model(smollm2_dir, model_specs
     provenance = json.loads((smollm2_dir / "provenance.json").read_text())
     assert provenance["quantization"] == "Q4_1" and len(provenance["gguf_sha256"]) == 64 and provenance["version"] == "0.1.2"
     converted = load_model(spec, smollm2_dir, device="cpu")
-    gguf_model, _ = load_gguf(spec)
+    gguf_model, _ = load_gguf(gguf_path(spec), spec["kind"])
     ids = converted.tokenizer("<|endoftext|>Alice was beginning to get very tired.", return_tensors="pt")["input_ids"]
     with torch.inference_mode():
         a = converted.model(input_ids=ids).logits
@@ -85,10 +79,8 @@ def test_gguf_file_is_parsed_once_and_loads_as_plain_transformers_does(model_spe
     import gguf
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from brainalign.models import _gguf_path
-
     spec = model_specs["smollm2-135m-instruct"]
-    path = _gguf_path(spec)
+    path = gguf_path(spec)
     plain_model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
     plain_tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     built = []
@@ -99,7 +91,7 @@ def test_gguf_file_is_parsed_once_and_loads_as_plain_transformers_does(model_spe
 
     original = gguf.GGUFReader
     monkeypatch.setattr(gguf, "GGUFReader", counting_reader)
-    model, tokenizer = load_gguf(spec)
+    model, tokenizer = load_gguf(path, spec["kind"])
     assert len(built) == 1 and gguf.GGUFReader is counting_reader  # parsed once; the patch is undone after the load
     text = "<|endoftext|>Alice was beginning to get very tired."
     assert tokenizer(text)["input_ids"] == plain_tokenizer(text)["input_ids"]
@@ -140,14 +132,21 @@ def test_untrained_without_its_base_folder_fails_clearly(tmp_path):
     assert not (tmp_path / "ctl").exists()
 
 
-def test_adding_a_source_is_one_registered_class(tiny_gpt2_dir, tmp_path, monkeypatch):
+@pytest.fixture
+def scratch_registry(monkeypatch):
+    """A copy of the source registry for one test: what the test registers is gone after it."""
+    monkeypatch.setattr(registry, "SOURCES", dict(SOURCES))
+    return monkeypatch
+
+
+def test_adding_a_source_is_one_registered_class(tiny_gpt2_dir, tmp_path, scratch_registry):
     """One class: the config accepts the new source and checks its keys, and prepare/load use it."""
-    monkeypatch.setattr(models, "SOURCES", dict(SOURCES))
 
     @register_source
     class CopiedFolder(ModelSource):
         name = "copied_folder"
         required_keys = ("copy_of",)
+        schema_properties = {"copy_of": {"type": "string"}}
 
         def prepare(self, spec, out_dir, base_dir=None):
             for item in (tiny_gpt2_dir).iterdir():
@@ -156,7 +155,7 @@ def test_adding_a_source_is_one_registered_class(tiny_gpt2_dir, tmp_path, monkey
 
     with pytest.raises(TypeError, match="already registered"):
         register_source(CopiedFolder)
-    config = {"models": [{"name": "m", "source": "copied_folder", "path": "x", "kind": "decoder"}],
+    config = {"models": [{"name": "m", "source": "copied_folder", "kind": "decoder"}],
               "datasets": [{"name": "d", "adapter": "a"}]}
     validate_schema(config)  # the schema's source values come from the registry
     with pytest.raises(ConfigError, match=r"config.models\[0\] \(m\): source 'copied_folder' needs the key 'copy_of'"):
@@ -170,17 +169,84 @@ def test_adding_a_source_is_one_registered_class(tiny_gpt2_dir, tmp_path, monkey
     assert load_model(spec, tmp_path / "m", device="cpu").info["source"] == "copied_folder"
 
 
+def _toy_config(**model) -> dict:
+    return {"models": [dict({"name": "m", "source": "bucket", "kind": "decoder"}, **model)],
+            "datasets": [{"name": "d", "adapter": "a"}]}
+
+
+def test_a_new_source_brings_its_own_config_keys_and_model_id(scratch_registry):
+    """A source registered in Python declares its keys (schema_properties) and its model id (model_id_key): the
+    config accepts them with no schema edit, still rejects unknown keys, and the models table names the model by
+    the source's id."""
+
+    @register_source
+    class BucketSource(ModelSource):
+        name = "bucket"
+        required_keys = ("bucket_uri",)
+        schema_properties = {"bucket_uri": {"type": "string", "pattern": "^s3://"}}
+        model_id_key = "bucket_uri"
+
+    config = _toy_config(bucket_uri="s3://weights/m")
+    validate_schema(config)
+    check_semantics(config)
+    assert model_id(config["models"][0]) == "s3://weights/m"
+    assert models_table(config)["model_id"].tolist() == ["s3://weights/m"]
+    with pytest.raises(ConfigError, match=r"^config.models\[0\]: Additional properties are not allowed \('bucket_url' was "
+                                          r"unexpected\) \(allowed keys: .*\bbucket_uri\b.*\)$"):
+        validate_schema(_toy_config(bucket_url="s3://weights/m"))
+    with pytest.raises(ConfigError, match=r"config.models\[0\].bucket_uri: 'http://x' does not match '\^s3://'"):
+        validate_schema(_toy_config(bucket_uri="http://x"))
+    scratch_registry.undo()  # unregistered: the key and the source are unknown again
+    assert "bucket" not in registry.SOURCES
+    with pytest.raises(ConfigError, match="'bucket_uri' was unexpected"):
+        validate_schema(_toy_config(source="hub", hf_id="org/m", bucket_uri="s3://weights/m"))
+
+
+def test_a_source_key_must_have_a_schema_and_one_meaning(scratch_registry):
+    """A required key without a schema could never be set, and two sources may share a key only with one schema."""
+    with pytest.raises(TypeError, match="required key 'bucket_uri' has no schema"):
+        @register_source
+        class Undeclared(ModelSource):
+            name = "undeclared"
+            required_keys = ("bucket_uri",)
+
+    @register_source
+    class OtherPackage(ModelSource):
+        name = "other_package"
+        schema_properties = {"package": {"type": "string"}}
+
+    with pytest.raises(TypeError, match="model sources 'gguf_package' and 'other_package' give the config key 'package' different"):
+        validate_schema(_toy_config(source="other_package"))
+
+
+def test_each_built_in_source_names_its_model_id(repo_root):
+    """Each source derives its model id from its own key; over the shipped configs that is the id the models table
+    always showed (the first of hf_id, path, package, architecture_of an entry sets)."""
+    import yaml
+
+    assert {name: source.model_id_key for name, source in SOURCES.items()} == {
+        "hub": "hf_id", "local": "path", "gguf_package": "package", "package_folder": "package", "untrained": "architecture_of"}
+    assert model_id({"source": "local", "path": "/m"}) == "/m" and ModelSource().model_id({"path": "/m"}) == ""
+    for name in ("config.yaml", "paper.yaml"):
+        config = yaml.safe_load((repo_root / "config" / name).read_text())
+        table = models_table(config).set_index("model")["model_id"]
+        for model in config["models"]:
+            chain = model.get("hf_id") or model.get("path") or model.get("package") or model.get("architecture_of", "")
+            assert table[model["name"]] == chain, (name, model["name"])
+
+
 def test_models_imports_no_torch_or_transformers():
     """The Snakefile's config check reads the registry: importing it must stay light."""
     import subprocess
     import sys
 
-    code = "import sys, brainalign.models, brainalign.config; print(sorted({'torch', 'transformers'} & set(sys.modules)))"
+    modules = ", ".join(f"brainalign.models.{name}" for name in ("registry", "sources", "gguf", "delta_weights", "session"))
+    code = f"import sys, {modules}, brainalign.config; print(sorted({{'torch', 'transformers'}} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "[]"
 
 
 def test_delta_weights_are_an_option_of_every_folder_source():
-    """`delta_of` (brainalign/models.py FolderSource): hub and local folders may hold deltas to another model; the
+    """`delta_of` (brainalign/models/sources.py FolderSource): hub and local folders may hold deltas to another model; the
     registry's base_model names that model, which the workflow prepares first."""
     assert {name for name, source in SOURCES.items() if source.supports_delta} == {"hub", "local"}
     assert get_source("hub").base_model({"hf_id": "x", "delta_of": "llama"}) == "llama"

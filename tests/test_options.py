@@ -162,9 +162,20 @@ def expected_default(module: str, key: str):
     return stage, defaults[stage][key]
 
 
-def test_the_walker_finds_the_option_reads():
-    keys = {key for _, _, key, _ in code_defaults()}
-    assert {"n_bootstrap", "max_context_tokens"} <= keys  # the walk sees the step functions' reads
+def test_the_walker_finds_the_option_reads(tmp_path):
+    """The walk sees both forms of a literal default (the package's own stages read typed options instead)."""
+    (tmp_path / "brainalign" / "stage").mkdir(parents=True)
+    (tmp_path / "brainalign" / "stage" / "step.py").write_text(
+        "def f(options, job_options):\n    return options.get('n_bootstrap', 5), job_options.get('max_context_tokens') or 9\n")
+    assert {key for _, _, key, _ in code_defaults(tmp_path / "brainalign")} == {"n_bootstrap", "max_context_tokens"}
+
+
+def test_extraction_and_behaviour_read_typed_options():
+    """The extraction and behaviour stages read their options as attributes of ExtractionOptions /
+    BehaviourOptions (defaults from the schema), never with a literal default (``options.get(key, literal)``)."""
+    found = [f"{module}:{line}: options.get({key!r}, ...)" for module, line, key, _ in code_defaults()
+             if module.startswith(("brainalign.extraction.", "brainalign.behaviour."))]
+    assert not found, "\n".join(found)
 
 
 def drifts(package: Path = PACKAGE) -> list[str]:
@@ -179,7 +190,7 @@ def drifts(package: Path = PACKAGE) -> list[str]:
 
 def test_code_default_literals_equal_the_schema_defaults():
     found = drifts()
-    assert not found, "defaults drifted from workflow/schemas/config.schema.yaml:\n" + "\n".join(found)
+    assert not found, "defaults drifted from brainalign/schemas/config.schema.yaml:\n" + "\n".join(found)
 
 
 def test_a_drifted_literal_is_reported(tmp_path):

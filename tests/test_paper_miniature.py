@@ -31,7 +31,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from brainalign import miniature as mini
+from tests.support import miniature as mini
 
 REPO = Path(__file__).resolve().parents[1]
 DOCS = REPO / "docs" / "miniature.md"
@@ -135,7 +135,7 @@ def test_netcdf_fixtures_have_the_real_coordinates():
 
 
 def test_netcdf_fixtures_match_the_designs():
-    """The committed files hold what brainalign.miniature's designs say (texts, responses)."""
+    """The committed files hold what tests.support.miniature's designs say (texts, responses)."""
     from brainalign.datasets.netcdf import read_assembly
 
     design = mini.pereira_design()
@@ -242,7 +242,7 @@ def test_hub_source_prepares_a_model_offline_from_the_cache(paper, built, tmp_pa
     """HF_HUB_OFFLINE=1 with a filled cache (a compute node without internet). Fails at 584d72c: the hub source
     passed local_dir to snapshot_download, which offline never reads the cache (LocalEntryNotFoundError)."""
     out, _ = built
-    code = ("import sys, json; from brainalign.models import prepare_model; "
+    code = ("import sys, json; from brainalign.models.session import prepare_model; "
             "prepare_model(json.loads(sys.argv[1]), sys.argv[2])")
     env = dict(os.environ, HF_HOME=str(out / "hf"), HF_HUB_OFFLINE="1")
     result = subprocess.run([sys.executable, "-c", code, json.dumps(paper["models"][0]), str(tmp_path / "m")], env=env,
@@ -256,7 +256,7 @@ def test_hub_source_downloads_and_loads_every_tiny_model(built, tmp_path):
     out, result = built
     script = """
 import json, sys
-from brainalign.models import load_model, prepare_model
+from brainalign.models.session import load_model, prepare_model
 specs, root = json.loads(sys.argv[1]), sys.argv[2]
 for spec in specs:  # a delta model (delta_of) comes after its base in the config
     base = f"{root}/{spec['delta_of']}" if spec.get("delta_of") else None

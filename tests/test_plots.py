@@ -1,54 +1,32 @@
 """Figures exist, are non-trivial, plot exactly the expected points (checked through their data files), and meet the
 style the report needs: no two text boxes overlap, legends lie inside the figure, trained and untrained models are
-never pooled into one trend line, every figure has its caption (here and in the Snakemake report)."""
+never pooled into one trend line, every figure has its caption (here and in the Snakemake report); and the figure
+registry: a registered figure is drawn, captioned and placed on the summary page with no other edit."""
 
 from __future__ import annotations
 
+import html
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from brainalign import plots
-from brainalign.plots import CAPTIONS, make_figures
+from brainalign.study import figures as plots
+from brainalign.study.figures import FigureInputs, draw_figures, figure_captions, make_figures
+from tests.support.tables import write_study_inputs
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def tidy_table():
-    rows = []
-    for model, base in [("m1", 0.3), ("m1-untrained", 0.1), ("m2", 0.35)]:
-        for dataset in ("d1", "d2"):
-            for i in range(5):
-                rows.append({"model": model, "dataset": dataset, "kind": "brain", "metric": "linear", "protocol": "ridge-grouped",
-                             "selection": "layer", "layer": f"l{i}", "layer_index": i, "layer_depth": i / 4, "raw_r": base + 0.01 * i,
-                             "ceiling": 0.5, "normalised": (base + 0.01 * i) / 0.5, "ci_low": np.nan, "ci_high": np.nan, "n": 100})
-            rows.append(dict(rows[-1], selection="best"))
-        if model != "m1-untrained":
-            rows.append({"model": model, "dataset": "ns", "kind": "behaviour", "metric": "surprisal_r", "protocol": "default",
-                         "raw_r": base, "selection": "", "layer": ""})
-            rows.append({"model": model, "dataset": "ns", "kind": "behaviour", "metric": "perplexity", "protocol": "default",
-                         "raw_r": 20 + base, "selection": "", "layer": ""})
-    return pd.DataFrame(rows)
-
-
-def inputs(tmp_path):
-    tidy = tmp_path / "scores.csv"
-    tidy_table().to_csv(tidy, index=False)
-    models = tmp_path / "models.csv"
-    pd.DataFrame({"model": ["m1", "m1-untrained", "m2"], "instruction_tuned": [0, 0, 0],
-                  "vanilla_base_model": ["m1-untrained", "m1-untrained", "m2"], "n_params": [1e8, 1e8, 3e8],
-                  "trained": [1, 0, 1]}).to_csv(models, index=False)
-    return tidy, models
-
-
 def test_figures_are_drawn_with_the_expected_points(tmp_path):
-    tidy, models = inputs(tmp_path)
+    tidy, models = write_study_inputs(tmp_path)
     paths = make_figures(tidy, models, tmp_path / "figures", label="trained vs untrained")
     names = {p.stem for p in paths}
     assert names == {"headline", "pair_effect", "alignment_vs_size", "layer_profiles", "behaviour_vs_perplexity"}
-    assert json.loads((tmp_path / "figures" / "captions.json").read_text()) == {name: CAPTIONS[name] for name in names}
+    assert json.loads((tmp_path / "figures" / "captions.json").read_text()) == {name: figure_captions()[name] for name in names}
     for path in paths:
         assert path.stat().st_size > 10_000 and path.with_suffix(".pdf").exists()
     data = tmp_path / "figures" / "data"
@@ -68,7 +46,7 @@ def test_figures_are_drawn_with_the_expected_points(tmp_path):
 def test_no_text_overlaps_and_legends_stay_inside_the_figure(tmp_path, monkeypatch):
     """Checked on the figure objects just before saving, with matplotlib's renderer (window extents of every drawn
     text: titles, axis labels, tick labels, annotations, legend entries)."""
-    tidy, models = inputs(tmp_path)
+    tidy, models = write_study_inputs(tmp_path)
     # long model names, as real ones are, to stress the legend and labels
     frame = pd.read_csv(tidy)
     frame["model"] = frame["model"].map(lambda m: f"{m}-a-rather-long-model-name-135m-instruct")
@@ -77,7 +55,7 @@ def test_no_text_overlaps_and_legends_stay_inside_the_figure(tmp_path, monkeypat
     for column in ("model", "vanilla_base_model"):
         table[column] = table[column] + "-a-rather-long-model-name-135m-instruct"
     table.to_csv(models, index=False)
-    checked, save = {}, plots._save
+    checked, save = {}, plots.save_figure
 
     def check(fig, out_dir, name, data):
         overlaps = plots.text_overlaps(fig)  # draws the figure: extents below are final
@@ -89,7 +67,7 @@ def test_no_text_overlaps_and_legends_stay_inside_the_figure(tmp_path, monkeypat
                                                      for box in legends])
         return save(fig, out_dir, name, data)
 
-    monkeypatch.setattr(plots, "_save", check)
+    monkeypatch.setattr(plots, "save_figure", check)
     make_figures(tidy, models, tmp_path / "figures", label="trained vs untrained")
     assert set(checked) == {"headline", "pair_effect", "alignment_vs_size", "layer_profiles", "behaviour_vs_perplexity"}
     for name, (overlaps, inside) in checked.items():
@@ -108,7 +86,7 @@ def test_text_overlap_check_finds_colliding_labels():
     plt.close(fig)
 
 
-def test_trained_and_untrained_are_never_pooled_into_one_trend(tmp_path):
+def test_trained_and_untrained_are_never_pooled_into_one_trend(tmp_path, monkeypatch):
     """With 3 trained and 3 untrained models, the size figure fits one line per group (two lines per panel)."""
     rows, table = [], []
     for i, size in enumerate([1e7, 1e8, 1e9]):
@@ -117,23 +95,90 @@ def test_trained_and_untrained_are_never_pooled_into_one_trend(tmp_path):
             rows.append({"model": name, "dataset": "d1", "score": 0.1 + 0.05 * i * trained + 0.01 * i})
             table.append({"model": name, "instruction_tuned": 0, "vanilla_base_model": "", "n_params": size, "trained": trained})
     lines = {}
-    save = plots._save
+    save = plots.save_figure
 
     def count(fig, out_dir, name, data):
         lines[name] = [line for line in fig.axes[0].get_lines() if len(line.get_xdata()) == 10]
         return save(fig, out_dir, name, data)
 
-    plots._save = count
-    try:
-        plots.property_scatter(pd.DataFrame(rows), pd.DataFrame(table), tmp_path)
-    finally:
-        plots._save = save
+    monkeypatch.setattr(plots, "save_figure", count)
+    study = FigureInputs(tidy=pd.DataFrame(), scores=pd.DataFrame(rows), models=pd.DataFrame(table))
+    draw_figures(study, tmp_path, names=["alignment_vs_size"])
     assert len(lines["alignment_vs_size"]) == 2
     data = pd.read_csv(tmp_path / "data" / "alignment_vs_size.csv")
     assert set(data.groupby("group")["model"].apply(lambda m: all(("untrained" in x) for x in m))) == {True, False}
 
 
 def test_every_caption_is_in_the_snakemake_report():
-    rst = " ".join((REPO / "workflow" / "report" / "figures.rst").read_text().split())
-    for name, caption in CAPTIONS.items():
-        assert caption in rst, f"workflow/report/figures.rst lacks the caption of {name}"
+    """The report's caption template (workflow/report/figures.rst), rendered as Snakemake renders it for each figure
+    file, shows that figure's registered caption, which the figures rule passes as a param."""
+    import jinja2
+    from docutils.core import publish_parts
+    from snakemake.iocontainers import Params, Wildcards
+
+    template = jinja2.Environment(trim_blocks=True, lstrip_blocks=True).from_string(
+        (REPO / "workflow" / "report" / "figures.rst").read_text())
+    params = Params(fromdict={"captions": figure_captions()})
+    for name, caption in figure_captions().items():
+        snakemake = type("Snakemake", (), {"params": params, "wildcards": Wildcards(fromdict={"name": name})})
+        rendered = template.render(snakemake=snakemake)
+        assert caption in " ".join(rendered.split()), f"workflow/report/figures.rst does not show the caption of {name}"
+        assert "System Message" not in publish_parts(rendered, writer="html")["body"]
+    rule = (REPO / "workflow" / "rules" / "analysis.smk").read_text().split("rule figures:")[1].split("\nrule ")[0]
+    assert "captions=figure_captions()" in rule, "the figures rule must pass the registry's captions to the report"
+
+
+def test_the_registry_is_read_without_matplotlib():
+    """The workflow imports the registry when it parses: that must not import matplotlib."""
+    code = "import sys, brainalign.study.figures as f; assert f.figure_captions(); print('matplotlib' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"
+
+
+TOY_CAPTION = "A toy figure: each model's mean layer score per dataset, to check the registry's wiring."
+
+
+def toy_figure(study: FigureInputs):
+    from brainalign.study.figures.style import legend, panels
+
+    data = study.tidy[study.tidy["kind"] == "brain"].groupby(["model", "dataset"], as_index=False)["raw_r"].mean()
+    fig, (ax,) = panels(1)
+    for model, rows in data.groupby("model"):
+        ax.plot(rows["dataset"], rows["raw_r"], marker="o", label=model)
+    legend(fig, [ax])
+    return fig, data
+
+
+def test_a_registered_figure_is_drawn_captioned_and_placed_on_the_page(tmp_path):
+    """One decorator is all a new figure needs: make_figures draws it (PNG, PDF and its data), captions.json and the
+    registry carry its caption, and the summary page shows it, captioned, at its place in the order."""
+    from brainalign.study.analysis import analyse
+    from brainalign.study.summary_page import write_summary_html
+    from brainalign.study.tables import headline_scores
+
+    plots.register_figure("toy_means", caption=TOY_CAPTION, order=25)(toy_figure)
+    try:
+        tidy, models = write_study_inputs(tmp_path)
+        paths = make_figures(tidy, models, tmp_path / "figures", label="trained vs untrained")
+        assert [p.stem for p in paths] == ["headline", "pair_effect", "toy_means", "layer_profiles", "alignment_vs_size",
+                                           "behaviour_vs_perplexity"]  # page order; no MMLU values: no MMLU figure
+        figures = tmp_path / "figures"
+        assert (figures / "toy_means.png").stat().st_size > 5_000 and (figures / "toy_means.pdf").exists()
+        assert len(pd.read_csv(figures / "data" / "toy_means.csv")) == 6  # 3 models x 2 brain datasets
+        assert json.loads((figures / "captions.json").read_text())["toy_means"] == TOY_CAPTION
+        assert figure_captions()["toy_means"] == TOY_CAPTION
+
+        headline = tmp_path / "headline_scores.csv"
+        headline_scores(pd.read_csv(tidy)).to_csv(headline, index=False)
+        analyse(headline, models, tmp_path, label="trained vs untrained", figures=False)
+        page = tmp_path / "summary.html"
+        write_summary_html(tidy, headline, models, tmp_path / "instruction_effect.csv", tmp_path / "property_correlations.csv",
+                           figures, page, "trained vs untrained", results_dir=tmp_path, logs_dir=tmp_path / "logs")
+        text = page.read_text()
+        shown = [text.index(f"id='fig-{p.stem}'") for p in paths]
+        assert shown == sorted(shown), "figures are not in the registry's order on the page"
+        assert f"<b>toy_means.</b> {html.escape(TOY_CAPTION)}" in text
+    finally:
+        plots.unregister_figure("toy_means")
+    assert "toy_means" not in figure_captions()

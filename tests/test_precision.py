@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 import torch
 
-from brainalign.activations import extract_to_shard
-from brainalign.checkpoint import checkpoint_dir_for
 from brainalign.datasets.base import PreparedDataset, write_prepared
 from brainalign.errors import BrainalignError
-from brainalign.models import load_model, prepare_model
-from brainalign.precision import BFloat16Linear, use_bfloat16_matmuls
+from brainalign.extraction.activations import extract_to_shard
+from brainalign.extraction.checkpoint import checkpoint_dir_for
+from brainalign.models.precision import BFloat16Linear, use_bfloat16_matmuls
+from brainalign.models.session import load_model, prepare_model
 
 BF16_STEP = 2.0**-8  # bfloat16 keeps 8 significant bits: a rounded value is within 2^-9 of it, relatively
 

@@ -1,4 +1,4 @@
-"""The reading-regression protocol (brainalign.reading_regression): a planted surprisal effect with spillover is
+"""The reading-regression protocol (brainalign.behaviour.reading_regression): a planted surprisal effect with spillover is
 recovered, a surprisal that only re-encodes word length gets ~0 delta log-likelihood although its Pearson r is
 large, the lag check fires on reading times shifted by one word, the log-likelihoods are statsmodels' own, and the
 protocol runs on the real Natural Stories and Frank 2013 data through the behaviour step."""
@@ -11,8 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainalign.errors import BrainalignError
-from brainalign.reading_regression import (
+from brainalign.behaviour.reading_regression import (
     fit_regression,
     group_folds,
     model_columns,
@@ -21,6 +20,7 @@ from brainalign.reading_regression import (
     shift_within_groups,
     word_predictors,
 )
+from brainalign.errors import BrainalignError
 
 
 @pytest.fixture(scope="module")
@@ -174,17 +174,18 @@ def test_behaviour_step_writes_the_regression_rows_on_real_data(adapter, n_group
     """Real reading times (a subset), surprisal from a small random GPT-2: the step writes delta_loglik,
     surprisal_coef (and the spillover lags), lag_check and perplexity_per_word rows with finite numbers, and the
     paper's rows beside them."""
-    from brainalign.behaviour import behaviour_score_file, surprisal_file
+    from brainalign.behaviour.scoring import behaviour_score_file
+    from brainalign.behaviour.surprisal import surprisal_file
     from brainalign.datasets import fetch_dataset, prepare_dataset
     from brainalign.options import stage_options
 
     spec = {"name": adapter, "adapter": adapter, "local_dir": str(resources_data / adapter), "options": {"subset": n_groups}}
     fetch_dataset(spec, tmp_path / "raw")
     prepare_dataset(spec, tmp_path / "raw", tmp_path / "data")
-    options = stage_options({}, "behaviour", max_context_tokens=128, min_context_tokens=32, progress=False, n_bootstrap=20,
+    options = stage_options({}, "behaviour", max_context_tokens=128, min_context_tokens=32, n_bootstrap=20,
                             regression_folds=4)
     model = {"name": "tiny", "source": "local", "path": str(tiny_gpt2_dir), "kind": "decoder"}
-    surprisal_file(model, tiny_gpt2_dir, tmp_path / "data", tmp_path / "s.tsv", options)
+    surprisal_file(model, tiny_gpt2_dir, tmp_path / "data", tmp_path / "s.tsv", options, progress=False)
     frame = behaviour_score_file(tmp_path / "s.tsv", tmp_path / "data", tmp_path / "b.csv", "tiny", adapter, options)
     rows = frame.set_index(["metric", "protocol"])
     for key in [("delta_loglik", "reading-regression"), ("surprisal_coef", "reading-regression"),
@@ -198,8 +199,8 @@ def test_behaviour_step_writes_the_regression_rows_on_real_data(adapter, n_group
 
 
 def test_report_table_shows_both_protocols_and_warns_when_the_lag_check_fires():
-    from brainalign.study import reading_behaviour_table
-    from brainalign.tables import tidy_frame, tidy_row
+    from brainalign.study.sections import reading_behaviour_table
+    from brainalign.study.tables import tidy_frame, tidy_row
 
     rows = []
     for model, check in (("lm", (-0.2, -0.25, -0.15)), ("lm-untrained", (0.3, 0.2, 0.4))):

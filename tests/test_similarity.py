@@ -6,7 +6,7 @@ import numpy as np
 from scipy.spatial.distance import pdist
 from scipy.stats import spearmanr
 
-from brainalign.similarity import linear_cka, rdm, rsa
+from brainalign.encoding.similarity import linear_cka, rdm, rsa
 
 
 def test_rdm_is_correlation_distance():
@@ -40,7 +40,7 @@ def test_cka_invariances_and_identity():
 def test_rankdata_matches_scipy_with_ties():
     from scipy.stats import rankdata as scipy_rankdata
 
-    from brainalign.similarity import rankdata
+    from brainalign.encoding.similarity import rankdata
 
     values = np.random.default_rng(3).integers(0, 7, size=200).astype(float)
     np.testing.assert_array_equal(rankdata(values), scipy_rankdata(values))
@@ -51,7 +51,7 @@ def test_rankdata_matches_scipy_with_ties():
 
 
 def test_rsa_reuses_the_brain_ranks_only_for_the_same_responses():
-    from brainalign import similarity
+    from brainalign.encoding import similarity
 
     rng = np.random.default_rng(11)
     brain, other = rng.standard_normal((30, 4)), rng.standard_normal((30, 4))

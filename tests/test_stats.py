@@ -9,34 +9,21 @@ import pandas as pd
 import pytest
 from scipy.stats import pearsonr, spearmanr
 
-from brainalign.stats import benjamini_hochberg, pair_effect, property_correlations, sign_flip_test
-from brainalign.tables import analysis_measures, pairs_of
-
-MODELS = pd.DataFrame({
-    "model": ["a", "a-it", "b", "b-it", "c", "c-it"],
-    "family": ["A", "A", "B", "B", "C", "C"],
-    "instruction_tuned": [0, 1, 0, 1, 0, 1],
-    "vanilla_base_model": ["a", "a", "b", "b", "c", "c"],
-    "n_params": [1e8, 1e8, 1e9, 1e9, 1e10, 1e10],
-    "mmlu_overall": [np.nan, 0.3, np.nan, 0.4, np.nan, 0.6],
-})
-
-
-def scores_table():
-    rows = []
-    values = {"a": (0.2, 0.1), "a-it": (0.3, 0.1), "b": (0.4, 0.2), "b-it": (0.3, 0.3), "c": (0.1, 0.2), "c-it": (0.2, 0.4)}
-    for model, (d1, d2) in values.items():
-        rows += [{"model": model, "dataset": "d1", "score": d1}, {"model": model, "dataset": "d2", "score": d2}]
-    return pd.DataFrame(rows)
+from brainalign.options import AnalysisOptions
+from brainalign.study.statistics import benjamini_hochberg, pair_effect, property_correlations, sign_flip_test
+from brainalign.study.tables import analysis_measures, pairs_of
+from tests.support.tables import HAND_MODELS, hand_scores_table
 
 
 def _effect(scores, brain_datasets=None):
     measures, kinds = analysis_measures(scores, brain_datasets)
-    return pair_effect(measures, pairs_of(MODELS), kinds).set_index("measure")
+    options = AnalysisOptions.from_dict()  # the schema's n_permutations and seed
+    return pair_effect(measures, pairs_of(HAND_MODELS), kinds, n_permutations=options.n_permutations,
+                       seed=options.seed).set_index("measure")
 
 
 def test_pair_effect_by_hand():
-    effect = _effect(scores_table())
+    effect = _effect(hand_scores_table())
     d1 = np.array([(0.3 - 0.2) / 0.2, (0.3 - 0.4) / 0.4, (0.2 - 0.1) / 0.1])
     assert abs(effect.at["d1", "mean_relative_change"] - d1.mean()) < 1e-12
     assert abs(effect.at["d1", "mean_absolute_change"] - np.mean([0.1, -0.1, 0.1])) < 1e-12
@@ -75,8 +62,8 @@ def test_sign_flip_p_matches_exact_enumeration():
     d = np.array([0.5, -0.25, 0.1, 0.3, 0.2])
     observed = abs(d.mean())
     flips = [abs(np.mean(np.array(s) * d)) >= observed - 1e-12 for s in itertools.product([1, -1], repeat=len(d))]
-    assert sign_flip_test(d) == np.mean(flips)
-    assert sign_flip_test([0.5, -0.25]) == 1.0
+    assert sign_flip_test(d, n_permutations=100, seed=0) == np.mean(flips)  # n <= 16: exact, no random flips
+    assert sign_flip_test([0.5, -0.25], n_permutations=100, seed=0) == 1.0
 
 
 def test_benjamini_hochberg_by_hand():
@@ -86,7 +73,7 @@ def test_benjamini_hochberg_by_hand():
 
 
 def test_property_correlations_against_scipy():
-    table = property_correlations(analysis_measures(scores_table())[0], MODELS)
+    table = property_correlations(analysis_measures(hand_scores_table())[0], HAND_MODELS, "instruction_tuned")
     row = table[(table["measure"] == "d2") & (table["property"] == "mmlu_overall")].iloc[0]
     x, y = [0.3, 0.4, 0.6], [0.1, 0.3, 0.4]
     assert abs(row["r"] - pearsonr(y, x).statistic) < 1e-12 and row["n"] == 3
@@ -95,6 +82,7 @@ def test_property_correlations_against_scipy():
     assert list(table.columns) == ["measure", "kind", "property", "r", "p", "p_fdr", "spearman_rho", "n"]
     for _, rows in table.groupby("measure"):  # BH within each measure, over its properties (the paper's Table 2 family)
         np.testing.assert_allclose(rows["p_fdr"].to_numpy(), benjamini_hochberg(rows["p"].to_numpy()), equal_nan=True)
-    few = property_correlations(analysis_measures(scores_table()[scores_table()["model"].isin(["a-it", "b-it"])])[0], MODELS)
+    few = property_correlations(analysis_measures(hand_scores_table()[hand_scores_table()["model"].isin(["a-it", "b-it"])])[0], HAND_MODELS,
+                                 "instruction_tuned")
     assert few["r"].isna().all() and (few["n"] == 2).all()
 

@@ -19,11 +19,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainalign.analysis import analyse
-from brainalign.plots import make_figures
-from brainalign.study import write_summary_html
-from brainalign.tables import headline_scores
-from tests.test_plots import inputs, tidy_table
+from brainalign.study.analysis import analyse
+from brainalign.study.figures import make_figures
+from brainalign.study.summary_page import write_summary_html
+from brainalign.study.tables import headline_scores
+from tests.support.tables import tidy_table, write_study_inputs
 
 LABEL = "trained vs untrained (random init, same architecture)"
 WARNING = "only 6 distinct feature rows among 300 samples: read them as chance"
@@ -35,7 +35,7 @@ def page(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("study")
     results = root / "results"
     (results / "analysis").mkdir(parents=True)
-    _, models = inputs(root)
+    _, models = write_study_inputs(root)
     tidy = tidy_table()
     tidy["ci_low"], tidy["ci_high"] = tidy["raw_r"] - 0.05, tidy["raw_r"] + 0.05
     leaky = tidy[(tidy["dataset"] == "d2") & (tidy["selection"] == "best")].assign(protocol="brainscore-2023", raw_r=0.49)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from brainalign.errors import BrainalignError
-from brainalign.tables import (
+from brainalign.study.tables import (
     SORT_ORDER,
     TIDY_COLUMNS,
     check_headline,
@@ -146,7 +146,7 @@ def test_headline_takes_the_configured_protocol_per_dataset():
 
 
 def _gain_tidy():
-    from brainalign.tables import tidy_frame, tidy_row
+    from brainalign.study.tables import tidy_frame, tidy_row
 
     rows = []
     for model, gain in (("m", 0.05), ("m-untrained", 0.004)):
@@ -162,7 +162,7 @@ def _gain_tidy():
 def test_a_time_series_headline_is_its_gain_over_the_baseline():
     """Issue 19: where a dataset has gain rows under the headline protocol, its headline is the gain; elsewhere (and
     with timeseries_metric: "") the raw score."""
-    from brainalign.tables import headline_scores
+    from brainalign.study.tables import headline_scores
 
     tidy = _gain_tidy()
     headline = headline_scores(tidy).set_index(["model", "dataset"])
@@ -177,7 +177,7 @@ def test_a_time_series_headline_is_its_gain_over_the_baseline():
 def test_the_summary_shows_baseline_model_and_gain_with_the_untrained_control_beside():
     import pandas as pd
 
-    from brainalign.study import timeseries_gain_table
+    from brainalign.study.sections import timeseries_gain_table
 
     models = pd.DataFrame({"model": ["m", "m-untrained"], "vanilla_base_model": ["m-untrained", ""], "trained": [1, 0]})
     table = timeseries_gain_table(_gain_tidy(), models)
@@ -185,3 +185,14 @@ def test_the_summary_shows_baseline_model_and_gain_with_the_untrained_control_be
     assert table["gain (joint - baseline)"].tolist() == ["0.050 [0.040, 0.060]", "0.004 [-0.006, 0.014]"]
     assert table["raw r"].tolist() == ["0.130", "0.130"]  # the features alone at the same layer (L1)
     assert table["baseline r"].iloc[0] == table["baseline r"].iloc[1]
+
+
+def test_the_headline_choice_takes_its_defaults_and_rejects_unknown_keys():
+    from brainalign.errors import BrainalignError
+    from brainalign.study.tables import Headline
+
+    choice = Headline.from_options({"brain_protocol": "brainscore-2023", "dataset_protocols": {"wehbe2014": "wehbe-2014"}})
+    assert (choice.brain_metric, choice.brain_selection, choice.timeseries_metric) == ("linear", "best", "gain_r")
+    assert choice.protocol_of("wehbe2014") == "wehbe-2014" and choice.protocol_of("blank2014") == "brainscore-2023"
+    with pytest.raises(BrainalignError, match="unknown keys \\['brain_protocl'\\]"):
+        Headline.from_options({"brain_protocl": "brainscore-2023"})

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from brainalign.timeseries import lanczos_downsample, make_delays, sum_within_scans
+from brainalign.encoding.timeseries import lanczos_downsample, make_delays, sum_within_scans
+from tests.support.timeseries import ar1
 
 
 def test_lanczos_keeps_a_slow_sine_and_removes_a_fast_one():
@@ -38,7 +39,7 @@ def test_delays_shift_into_the_past_and_respect_runs():
 
 def test_scan_of_events_is_the_last_scan_starting_strictly_before():
     """Wehbe et al.'s word -> TR rule (BLS: ``np.where(time_word > time)[0][-1]``), -1 before the first scan."""
-    from brainalign.timeseries import scan_of_events
+    from brainalign.encoding.timeseries import scan_of_events
 
     scans = np.arange(0, 20, 2.0)
     words = np.array([0.0, 0.5, 2.0, 2.5, 3.99, 4.0, 19.0, 30.0])
@@ -48,7 +49,7 @@ def test_scan_of_events_is_the_last_scan_starting_strictly_before():
 
 
 def test_mean_within_scans_averages_and_leaves_empty_scans_zero():
-    from brainalign.timeseries import mean_within_scans
+    from brainalign.encoding.timeseries import mean_within_scans
 
     features = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0], [7.0, 8.0]])
     out = mean_within_scans(features, np.array([0, 0, 2, -1]), 4)
@@ -58,7 +59,7 @@ def test_mean_within_scans_averages_and_leaves_empty_scans_zero():
 def test_trimmed_scans_and_zscores():
     from scipy.stats import zscore
 
-    from brainalign.timeseries import run_blocks, trimmed_scans, zscore_columns, zscore_per_run
+    from brainalign.encoding.timeseries import run_blocks, trimmed_scans, zscore_columns, zscore_per_run
 
     groups = np.array(["b"] * 6 + ["a"] * 5)
     np.testing.assert_array_equal(trimmed_scans(groups, 2, 1), [2, 3, 4, 8, 9])
@@ -80,7 +81,7 @@ def test_lanczos_passes_a_sinusoid_below_nyquist_at_its_amplitude():
     """A sinusoid carried by words (impulses at Poisson times, rate rho) comes out of the downsampling with amplitude
     A * rho * tr * gain(f): gain ~1 well below the scan Nyquist (0.25 Hz at TR 2 s), 1/2 at Nyquist, ~0 above. The
     old cutoff (1 / (2 tr)) low-passed at half the Nyquist with twice the passband gain: 2.0 at 0.05 Hz, 0.45 at 0.15."""
-    from brainalign.timeseries import lanczos_gain
+    from brainalign.encoding.timeseries import lanczos_gain
 
     tr, rho, amplitude = 2.0, 5.0, 1.5
     rng = np.random.default_rng(0)
@@ -97,20 +98,10 @@ def test_lanczos_passes_a_sinusoid_below_nyquist_at_its_amplitude():
     assert lanczos_gain(0.2, tr)[0] > 0.75  # 0.8 of Nyquist still passes (old cutoff: < 0.1)
 
 
-def _ar1(rng, n, phi, size=()):
-    """Unit-variance AR(1) noise, ``n`` steps (first axis)."""
-    e = rng.standard_normal((n, *size))
-    out = np.empty_like(e)
-    out[0] = e[0]
-    for t in range(1, n):
-        out[t] = phi * out[t - 1] + np.sqrt(1 - phi**2) * e[t]
-    return out
-
-
 def test_block_units_and_their_counts_equal_a_resample_of_whole_blocks():
     """Slow reference: the count-weighted r of a resample equals np.corrcoef over the concatenated drawn blocks."""
+    from brainalign.encoding.bootstrap import _resampled_pearson
     from brainalign.encoding.folds import scan_block_units, unit_resample_counts
-    from brainalign.encoding.protocols import _resampled_pearson
 
     units = scan_block_units(np.array(["a"] * 23 + ["b"] * 7), 5)
     assert units.tolist() == [0] * 5 + [1] * 5 + [2] * 5 + [3] * 5 + [4] * 3 + [5] * 5 + [6] * 2
@@ -135,9 +126,9 @@ def test_block_bootstrap_covers_a_planted_correlation_at_the_nominal_rate():
     Over 200 simulated 5-fold time series the 95% CI from blocks of 20 scans (the default), stretched by
     sqrt(K / (K - 1)) for the ~4 blocks per fold, covers it at about the nominal rate; the same blocks without the
     stretch, and blocks of 10, run narrow; resampling single scans (the old bootstrap) is far too narrow."""
-    from brainalign.encoding import protocols as protocols_module
+    from brainalign.encoding import bootstrap as bootstrap_module
+    from brainalign.encoding.bootstrap import _bootstrap
     from brainalign.encoding.folds import block_folds, fold_units, scan_block_units
-    from brainalign.encoding.protocols import _bootstrap
 
     rng = np.random.default_rng(0)
     n, weight, phi = 360, 0.5, 0.8
@@ -146,20 +137,20 @@ def test_block_bootstrap_covers_a_planted_correlation_at_the_nominal_rate():
     units = {size: fold_units(folds, scan_block_units(np.zeros(n, dtype=str), size)) for size in (10, 20)}
     covered = {"blocks of 20": 0, "blocks of 20, unstretched": 0, "blocks of 10": 0, "scans": 0}
     n_sims = 200
-    stretch = protocols_module.unit_bootstrap_inflation
+    stretch = bootstrap_module.unit_bootstrap_inflation
     for _ in range(n_sims):
-        signal, noise = _ar1(rng, n, phi, (1,)), _ar1(rng, n, phi, (1,))
+        signal, noise = ar1(rng, n, phi, (1,)), ar1(rng, n, phi, (1,))
         response = weight * signal + noise
         pairs = [(signal[test], response[test]) for _, test in folds]
         seed = int(rng.integers(1 << 30))
         for name, fold_unit in (("blocks of 20", units[20]), ("blocks of 10", units[10]), ("scans", None)):
             low, high = _bootstrap(pairs, 400, seed, units=fold_unit)
             covered[name] += low <= truth <= high
-        protocols_module.unit_bootstrap_inflation = lambda units: 1.0
+        bootstrap_module.unit_bootstrap_inflation = lambda units: 1.0
         try:
             low, high = _bootstrap(pairs, 400, seed, units=units[20])
         finally:
-            protocols_module.unit_bootstrap_inflation = stretch
+            bootstrap_module.unit_bootstrap_inflation = stretch
         covered["blocks of 20, unstretched"] += low <= truth <= high
     rates = {name: count / n_sims for name, count in covered.items()}
     assert rates["blocks of 20"] >= 0.92, rates  # 0.945 with this seed
@@ -170,12 +161,14 @@ def test_block_bootstrap_covers_a_planted_correlation_at_the_nominal_rate():
 def test_delays_gap_and_block_are_checked_and_recorded():
     from brainalign.encoding.design import checked_delays, timeseries_overrides
     from brainalign.errors import BrainalignError
+    from brainalign.options import EncodingOptions
 
-    assert checked_delays({}) == [1, 2, 3, 4] and checked_delays({"delays": [0, 3]}) == [0, 3]
-    for bad in ([2, 2], [-1, 1]):
+    typed = EncodingOptions.from_dict
+    assert checked_delays(typed({})) == [1, 2, 3, 4] and checked_delays(typed({"delays": [0, 3]})) == [0, 3]
+    for bad in ([2, 2], [-1, 1], []):
         with pytest.raises(BrainalignError, match="encoding.delays"):
-            checked_delays({"delays": bad}, "x")
-    overrides = timeseries_overrides(np.zeros(25, dtype=str), {"gap": 3, "bootstrap_block": 10})
+            checked_delays(typed({"delays": bad}), "x")
+    overrides = timeseries_overrides(np.zeros(25, dtype=str), typed({"gap": 3, "bootstrap_block": 10}))
     assert overrides["gap"] == 3 and overrides["bootstrap_block"] == 10 and overrides["bootstrap_units"].max() == 2
 
 

@@ -15,12 +15,14 @@ import numpy as np
 import pytest
 import yaml
 
-from brainalign import timeseries as ts
 from brainalign.datasets import load_prepared, prepare_dataset
-from brainalign.encoding import protocols as P
-from brainalign.encoding import ridge as R
+from brainalign.encoding import timeseries as ts
 from brainalign.encoding.design import layer_design
+from brainalign.encoding.protocols import wehbe_2014 as P
+from brainalign.encoding.protocols.registry import PROTOCOLS, default_protocols, get_protocol
+from brainalign.encoding.protocols.scoring import cross_validated_score
 from brainalign.errors import BrainalignError
+from brainalign.options import EncodingOptions
 
 REPO = Path(__file__).resolve().parents[1]
 TR = 2.0
@@ -65,7 +67,7 @@ def test_words_are_grouped_by_the_run_of_their_scans_and_every_run_gets_features
     assert set(stimuli["group"]) == set(ds.sample_groups) == {"run1", "run2", "run3", "run4"}
     assert (stimuli.groupby("group", sort=False)["position"].apply(lambda p: (p.to_numpy() == np.arange(len(p))).all())).all()
     features = np.random.default_rng(1).standard_normal((len(stimuli), 3))
-    design, groups, _ = layer_design(features, ds, {})
+    design, groups, _ = layer_design(features, ds, EncodingOptions.from_dict({}))
     for run in np.unique(ds.sample_groups):
         block = design[np.asarray(ds.sample_groups) == run]
         assert np.abs(block).sum() > 0, f"{run}: all-zero design block (no word reached its scans)"
@@ -76,7 +78,7 @@ def test_a_run_whose_scans_get_no_words_is_refused(tmp_path):
     ds, _ = prepared(tmp_path)
     ds.stimuli["group"] = "hp9"  # the adapter's old, single word group
     with pytest.raises(BrainalignError, match=r"^dataset wehbe2014: run 'run1' has 12 scans but no word") as error:
-        layer_design(np.ones((len(ds.stimuli), 2)), ds, {})
+        layer_design(np.ones((len(ds.stimuli), 2)), ds, EncodingOptions.from_dict({}))
     assert "\n" not in str(error.value)
 
 
@@ -91,10 +93,10 @@ def test_trimming_drops_exactly_the_run_edges():
     assert len(kept) == 146 - 3 * 35
     with pytest.raises(ValueError, match="run 'run3' has 36 scans, none left"):
         ts.trimmed_scans(groups, 20, 16)
-    options = {"trim_run_edges": [20, 15]}
+    options = EncodingOptions.from_dict({"trim_run_edges": [20, 15]})
     np.testing.assert_array_equal(P.wehbe_kept_scans(groups, options), kept)
     with pytest.raises(BrainalignError, match=r"wehbe-2014: run 'run3' .*encoding.trim_run_edges: \[30, 15\]"):
-        P.wehbe_kept_scans(groups, {"trim_run_edges": [30, 15]})
+        P.wehbe_kept_scans(groups, EncodingOptions.from_dict({"trim_run_edges": [30, 15]}))
 
 
 def _bls_folds(n, n_folds, skip):
@@ -147,7 +149,7 @@ def test_the_fold_gap_drops_exactly_gap_scans_at_each_boundary(gap):
 def test_too_few_scans_per_run_is_one_line_error():
     groups = np.repeat(["run1", "run2", "run3", "run4"], 45)  # 10 scans per run after 20 + 15: middle test folds empty
     with pytest.raises(BrainalignError, match=r"^wehbe-2014: outer fold 1 has 0 test and 30 training scans of the 40") as e:
-        P._wehbe_outer_folds(len(groups), groups, {}, 0, None)
+        P._wehbe_outer_folds(len(groups), groups, EncodingOptions.from_dict({}), 0, None)
     assert "\n" not in str(e.value)
 
 
@@ -177,7 +179,7 @@ def _words(n_runs=4, trs_per_run=60, hidden=16, seed=3):
 
 def test_changing_the_test_words_leaves_the_training_projection_unchanged():
     words = _words()
-    options = {"trim_run_edges": [20, 15]}
+    options = EncodingOptions.from_dict({"trim_run_edges": [20, 15]})
     kept = P.wehbe_kept_scans(words.scan_groups, options)
     train_pos, test_pos = P.wehbe_folds(len(kept), 4, 5)[0]
     train_scans, test_scans = kept[train_pos], kept[test_pos]
@@ -210,7 +212,7 @@ def test_changing_the_test_words_leaves_the_training_projection_unchanged():
 
 def test_scan_features_are_tr_means_delayed_trimmed_and_zscored_per_run():
     words = _words(hidden=12)
-    options = {"trim_run_edges": [20, 15], "pca_components": 3, "delays": [1, 2]}
+    options = EncodingOptions.from_dict({"trim_run_edges": [20, 15], "pca_components": 3, "delays": [1, 2]})
     kept = P.wehbe_kept_scans(words.scan_groups, options)
     train_scans = kept[P.wehbe_folds(len(kept), 4, 5)[1][0]]
     out = P.wehbe_scan_features(words, train_scans, kept, options)
@@ -254,7 +256,7 @@ def test_inner_ridge_equals_sklearn_ridge_without_intercept_and_its_own_kfold_se
     signal = x @ rng.standard_normal((p, 6))
     y = ts.zscore_columns(signal * np.array([3, 1, 0.3, 0.1, 0.03, 0.0]) + rng.standard_normal((n, 6)))
     alphas = np.asarray(P.WEHBE_ALPHAS)
-    best, pooled, solver = R.ridge_cv_no_intercept(x, y, alphas, P.kfold_splits(n, 10))
+    best, pooled, solver = P.ridge_cv_no_intercept(x, y, alphas, P.kfold_splits(n, 10))
 
     cost = np.zeros((len(alphas), y.shape[1]))
     predictions = np.zeros((len(alphas),) + y.shape)
@@ -420,17 +422,18 @@ def test_word_level_protocol_refuses_sentence_data():
     with pytest.raises(BrainalignError, match=r"^dataset toy: a word-level protocol \(wehbe-2014\) needs a time series"):
         fit_layer(np.random.default_rng(0).standard_normal((n, 3)), dataset, {"protocols": ["wehbe-2014"], "n_bootstrap": 0})
     with pytest.raises(BrainalignError, match="needs the word-level input"):
-        P.cross_validated_score(np.zeros((n, 2)), np.zeros((n, 2)), protocol="wehbe-2014")
+        cross_validated_score(np.zeros((n, 2)), np.zeros((n, 2)), protocol="wehbe-2014")
 
 
 # ------------------------------------------------------------------------------------------------ registry + config
 def test_the_protocol_is_registered_opt_in_and_in_the_schema():
     from brainalign import options as opts
+    from brainalign.config import _with_registered_protocols
 
-    assert "wehbe-2014" in P.PROTOCOLS and P.get_protocol("wehbe-2014").word_level
-    assert "wehbe-2014" not in P.default_protocols() and {"ridge-grouped", "brainscore-2023"} <= set(P.default_protocols())
-    encoding = opts.stage_properties("encoding")
-    assert "wehbe-2014" in encoding["protocols"]["items"]["enum"]
+    assert "wehbe-2014" in PROTOCOLS and get_protocol("wehbe-2014").word_level
+    assert "wehbe-2014" not in default_protocols() and {"ridge-grouped", "brainscore-2023"} <= set(default_protocols())
+    encoding = _with_registered_protocols(opts.schema())["properties"]["encoding"]["properties"]
+    assert encoding["protocols"]["items"]["enum"] == ["ridge-grouped", "brainscore-2023", "wehbe-2014"]
     assert opts.schema_defaults("encoding")["protocols"] == ["ridge-grouped", "brainscore-2023"]
     defaults = opts.schema_defaults("encoding")
     assert (defaults["gap"], defaults["pca_components"], defaults["skip_first_words"], defaults["trim_run_edges"]) == (5, 10, 20, [20, 15])

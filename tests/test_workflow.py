@@ -111,6 +111,19 @@ def test_outputs_of_the_reduced_default(small_run):
     assert "loaded 1 time(s)" in (workdir / "logs" / "run_model" / "smollm2-135m-instruct.log").read_text()
 
 
+def test_readme_rerun_command_plans_one_models_jobs_in_a_finished_run(small_run):
+    """The README's "re-read with the model" command (targets first, then ``--forcerun run_model``) plans, in a
+    finished run, that model's one job and the target's encoding and score: nothing else."""
+    from tests.test_readme_commands import planned_jobs
+
+    workdir, config = small_run
+    result = snakemake(workdir, "-n", "results/scores/all-minilm-l6-v2/tuckute2024.csv", "--forcerun", "run_model",
+                       configfile=config)
+    jobs = planned_jobs(result.stdout + result.stderr)
+    assert jobs.pop("run_model") == 1 and jobs.pop("score") == 1 and jobs.pop("fit_encoding") >= 1, jobs
+    assert set(jobs) == {"total"}, jobs
+
+
 def test_forcerun_one_model_rebuilds_only_its_files_and_is_deterministic(small_run):
     workdir, config = small_run
     results = workdir / "results"

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from brainalign.errors import BrainalignError
-from brainalign.io import FLOAT_FORMAT, atomic_path, write_json
+from brainalign.io import FLOAT_FORMAT, atomic_path, open_hdf5, rebuild_command, write_json
 
 KINDS = ("sentence", "timeseries", "reading")
 REQUIRED_COLUMNS = ("stimulus_id", "text", "group", "position")
@@ -152,13 +152,14 @@ def load_prepared(dataset_dir: str | os.PathLike) -> PreparedDataset:
     d = Path(dataset_dir)
     for name in (STIMULI_FILE, DATA_FILE, META_FILE):
         if not (d / name).is_file():
-            raise BrainalignError(f"{d / name}: missing; expected a prepared dataset (run the prepare rule)")
+            raise BrainalignError(f"{d / name}: missing; expected a prepared dataset: rebuild it with "
+                                  f"`{rebuild_command(d, 'prepare_dataset')}`")
     stimuli = pd.read_csv(
         d / STIMULI_FILE, sep="\t", dtype={"stimulus_id": str, "group": str, "text": str},
         keep_default_na=False, na_values=[""],
     )
     meta = json.loads((d / META_FILE).read_text())
-    with h5py.File(d / DATA_FILE, "r") as h5:
+    with open_hdf5(d / DATA_FILE, "prepare_dataset") as h5:
         responses = h5["responses"][()].astype(np.float32, copy=False)
         subjects = _read_str(h5["subjects"])
         neuroids = _read_str(h5["neuroids"])

@@ -10,6 +10,7 @@ but wrong score), so every file is hashed before it is accepted, and a bad downl
   actual. ``spec["base_url"]`` replaces every url by ``base_url/filename`` (mirrors, tests).
 * Local copy (``local_dir``): the files listed in ``local_dir/CHECKSUMS`` (``sha256sum`` format) are copied and
   verified; without a manifest, the adapter's ``REMOTE_FILES`` with a known checksum are verified by filename.
+  A relative ``local_dir`` is read from the working directory, else from ``base_dir`` (see :func:`resolve_local_dir`).
 * Unpublished checksums (``checksum`` None): pin one with ``options: {checksums: {filename: "sha256:..."}}`` in
   the config entry; otherwise the sha256 of the first download is recorded in ``fetch.json`` ("trust on first
   use") and a warning is logged with the line to pin it.
@@ -36,7 +37,6 @@ log = logging.getLogger("brainalign.datasets")
 MANIFEST = "CHECKSUMS"
 FETCH_RECORD = "fetch.json"
 CHUNK = 1 << 20
-REPO_ROOT = Path(__file__).resolve().parents[2]
 NO_RETRY_HTTP = {400, 401, 403, 404, 405, 410, 451}
 
 
@@ -95,21 +95,24 @@ def write_manifest(directory: str | os.PathLike, exclude: tuple[str, ...] = ()) 
     return directory / MANIFEST
 
 
-def resolve_local_dir(local_dir: str) -> Path:
-    """``local_dir`` as given if it exists (absolute or relative to the working directory), else repo-relative."""
+def resolve_local_dir(local_dir: str, base_dir: str | os.PathLike | None = None) -> Path:
+    """``local_dir`` as given if it exists (absolute or relative to the working directory), else relative to
+    ``base_dir`` when one is given. The workflow's fetch job passes the folder holding the Snakefile, so a config's
+    ``local_dir: resources/data/...`` is found also when Snakemake runs with ``--directory`` somewhere else."""
     path = Path(local_dir)
-    if path.is_dir() or path.is_absolute():
+    if path.is_dir() or path.is_absolute() or base_dir is None:
         return path
-    return REPO_ROOT / path
+    return Path(base_dir) / path
 
 
 def _pinned_checksums(spec: dict) -> dict:
     return dict((spec.get("options") or {}).get("checksums") or {})
 
 
-def copy_local(spec: dict, adapter, dest: Path) -> list[dict]:
-    """Copy and verify the files of ``spec['local_dir']`` into ``dest``; return the per-file records."""
-    source = resolve_local_dir(spec["local_dir"])
+def copy_local(spec: dict, adapter, dest: Path, base_dir: str | os.PathLike | None = None) -> list[dict]:
+    """Copy and verify the files of ``spec['local_dir']`` (see :func:`resolve_local_dir`) into ``dest``; return the
+    per-file records."""
+    source = resolve_local_dir(spec["local_dir"], base_dir)
     if not source.is_dir():
         raise BrainalignError(f"{spec['name']}: local_dir {source} does not exist")
     pinned = _pinned_checksums(spec)
@@ -238,8 +241,11 @@ def download_all(spec: dict, adapter, dest: Path, cache: Path) -> list[dict]:
     return records
 
 
-def fetch_dataset(spec: dict, out_dir) -> None:
-    """Step function of rule ``fetch_dataset``: raw files of one dataset into ``out_dir`` + ``fetch.json``."""
+def fetch_dataset(spec: dict, out_dir, base_dir: str | os.PathLike | None = None) -> None:
+    """Step function of rule ``fetch_dataset``: raw files of one dataset into ``out_dir`` + ``fetch.json``.
+
+    ``base_dir``: where a relative ``local_dir`` that is not below the working directory is looked up (the
+    workflow passes the folder holding its Snakefile)."""
     from brainalign.datasets.registry import get_adapter
 
     adapter = get_adapter(spec["adapter"])
@@ -248,7 +254,7 @@ def fetch_dataset(spec: dict, out_dir) -> None:
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         if spec.get("local_dir"):
-            records = copy_local(spec, adapter, tmp)
+            records = copy_local(spec, adapter, tmp, base_dir)
             source = f"local_dir {spec['local_dir']}"
         else:
             records = download_all(spec, adapter, tmp, cache)

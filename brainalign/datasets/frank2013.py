@@ -17,6 +17,7 @@ from brainalign.errors import BrainalignError
 
 NAME = "frank2013"
 KIND = "reading"
+HEADLINE_MEASURE = "first_pass"  # the reading measure the behaviour headline rows report (brainalign.behaviour.scoring)
 REMOTE_FILES = []  # offline only: original supplementary material of Behav Res Methods 45:1182 (no stable URL)
 SOURCE = "Frank, Fernandez Monsalve, Thompson & Vigliocco 2013, Behav Res Methods 45:1182-1190, supplementary data " \
          "(copy: github.com/Data-X01/PsychLing-101 @ 7e207c69 frank2013_reading/original_data)"

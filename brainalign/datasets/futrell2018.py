@@ -20,6 +20,7 @@ from brainalign.errors import BrainalignError
 
 NAME = "futrell2018"
 KIND = "reading"
+HEADLINE_MEASURE = "rt"  # the reading measure the behaviour headline rows report (brainalign.behaviour.scoring)
 REMOTE_FILES = [
     ("all_stories.tok", BASE + "all_stories.tok", None, 119005),
     ("processed_RTs.tsv", BASE + "processed_RTs.tsv", None, None),

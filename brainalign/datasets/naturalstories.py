@@ -20,6 +20,7 @@ from brainalign.errors import BrainalignError
 
 NAME = "naturalstories"
 KIND = "reading"
+HEADLINE_MEASURE = "rt_mean"  # the reading measure the behaviour headline rows report (brainalign.behaviour.scoring)
 COMMIT = "4700daad696e942f5aba23c957a7423d0de66612"
 BASE = f"https://raw.githubusercontent.com/languageMIT/naturalstories/{COMMIT}/naturalstories_RTS/"
 REMOTE_FILES = [

@@ -1,7 +1,8 @@
 """The dataset adapter registry: adapter name -> module, imported on first use.
 
 Adding a dataset = one adapter module in this package (``NAME``, ``KIND``, ``REMOTE_FILES``,
-``prepare(raw_dir, out_dir, options)``), its name added to ``_ADAPTER_MODULES`` below, plus one config entry.
+``prepare(raw_dir, out_dir, options)``; a reading dataset with several measures also ``HEADLINE_MEASURE``, the one
+:mod:`brainalign.behaviour.scoring` reports), its name added to ``_ADAPTER_MODULES`` below, plus one config entry.
 Kept apart from ``brainalign.datasets`` (which re-exports it) so that fetch and prepare can look adapters up
 without importing the package that imports them.
 """

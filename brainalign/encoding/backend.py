@@ -1,5 +1,5 @@
 """Back ends of the encoding computations: numpy (default) or torch (``encoding.backend``, ``encoding.device``:
-cpu, cuda, cuda:1, ...; auto or unset = cuda if available).
+cpu, cuda, cuda:1, ...; auto = cuda if available).
 
 The same functions serve both: they take numpy arrays or torch tensors, and the few operations whose spelling
 differs go through :func:`ops_of` (torch is imported only for tensors, so a numpy run never pays its import).
@@ -99,10 +99,9 @@ def to_numpy(a) -> np.ndarray:
     return a if isinstance(a, np.ndarray) else a.detach().cpu().numpy()
 
 
-def backend_ops(options: dict | None = None):
-    """The operations of the back end an options dict asks for (``backend``, ``device``), checked."""
-    options = options or {}
-    backend = options.get("backend") or "numpy"
+def backend_ops(backend: str, device: str):
+    """The operations of a back end (``encoding.backend``: numpy or torch) on a device (``encoding.device``, torch
+    only: cpu, cuda, cuda:N, or auto for cuda when available), checked."""
     if backend == "numpy":
         return NUMPY
     if backend != "torch":
@@ -111,7 +110,6 @@ def backend_ops(options: dict | None = None):
         import torch
     except ImportError as error:
         raise BrainalignError(f"encoding backend 'torch' needs PyTorch, which is not importable ({error})") from None
-    device = options.get("device") or "auto"
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     try:

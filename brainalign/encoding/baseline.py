@@ -29,7 +29,7 @@ the Huth lab therefore report each model against a *baseline* of such regressors
 
 Computed in each layer job (``fit_layer``) as the layer metric ``baseline-gain`` (``encoding.baseline: false``
 turns it off): the baseline part costs a ridge fit of a few columns, the joint part one ridge fit of the layer
-(half of ``ridge-grouped`` with ``feature_scaling: auto``; ~0.5 s per layer on Brennan 2016, one core).
+(half of ``ridge-grouped`` with ``feature_scaling: auto``).
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from brainalign.errors import BrainalignError
+from brainalign.options import EncodingOptions
 
 SHARED_COLUMN_MIN_R = 0.99  # a nuisance column whose every subject correlates this well with their mean is stimulus-locked
 
@@ -62,12 +63,12 @@ class Baseline:
         return text
 
 
-def word_rate(dataset, options: dict) -> tuple[np.ndarray, list[int]]:
+def word_rate(dataset, options: EncodingOptions) -> tuple[np.ndarray, list[int]]:
     """The words per scan as the features see them (scans x 1) and the delays applied to it: every word an impulse
     of 1 through the same words -> scans step and FIR delays as the features (:func:`design.layer_design`); on a
     dataset that pairs each scan with its text (``lag_applied``: Blank 2014) the number of words of that text."""
     from brainalign.encoding.design import checked_delays, dataset_scan_groups
-    from brainalign.timeseries import words_to_scans
+    from brainalign.encoding.timeseries import words_to_scans
 
     meta, stimuli = dataset.meta, dataset.stimuli
     n_scans = dataset.responses.shape[1]
@@ -81,7 +82,7 @@ def word_rate(dataset, options: dict) -> tuple[np.ndarray, list[int]]:
         words = (stimuli["group"].astype(str) == run).to_numpy() if len(runs) > 1 else np.ones(len(stimuli), bool)
         rate[in_run] = words_to_scans(np.ones((int(words.sum()), 1)), stimuli.loc[words, "onset"].to_numpy(),
                                       stimuli.loc[words, "offset"].to_numpy(), dataset.sample_times[in_run],
-                                      float(meta["tr"]), options.get("downsample", "lanczos"))
+                                      float(meta["tr"]), options.downsample)
     return rate, checked_delays(options, meta.get("name"))
 
 
@@ -100,11 +101,11 @@ def shared_nuisance_columns(nuisance: np.ndarray) -> np.ndarray:
     return shared
 
 
-def baseline_design(dataset, neuroid_names: list[str], options: dict) -> Baseline:
+def baseline_design(dataset, neuroid_names: list[str], options: EncodingOptions) -> Baseline:
     """The baseline of one time series for the usable response columns ``neuroid_names`` (as
     :func:`design.responses_matrix` returns them): delayed word rate, shared nuisance columns, per-subject confounds."""
     from brainalign.encoding.design import dataset_scan_groups, response_subjects
-    from brainalign.timeseries import make_delays
+    from brainalign.encoding.timeseries import make_delays
 
     if dataset.meta["kind"] != "timeseries":
         raise BrainalignError(f"dataset {dataset.meta.get('name')}: a baseline of word rate and nuisance regressors needs a time series")
@@ -144,8 +145,7 @@ def clean_confounds(y: np.ndarray, baseline: Baseline, runs: np.ndarray | None =
 
     Over all scans rather than per training fold: the projection uses no model feature, so it is the same for the
     baseline, every model and every layer and favours none; fitted on training scans only it adds the coefficients'
-    estimation noise to the held-out scans (measured on Brennan 2016, SmolLM2 layer 14: joint r 0.117 instead of
-    0.130, docs/timeseries.md)."""
+    estimation noise to the held-out scans (docs/timeseries.md)."""
     if baseline.confounds is None:
         return y
     runs = np.zeros(len(y), dtype=int) if runs is None else np.unique(np.asarray(runs).astype(str), return_inverse=True)[1]
@@ -167,32 +167,24 @@ def _aggregate(r: np.ndarray) -> np.ndarray:
         return np.nanmedian(r, axis=-1)
 
 
-def _inner_folds(fold) -> list:
-    """The inner folds ``ridge-grouped`` uses on this outer fold's training samples (blocks of scans on a single
-    run, else whole groups), as ``protocols._ridge_scaled`` builds them."""
-    from brainalign.encoding.folds import block_folds, grouped_folds
-
-    options = fold.options
-    if options.get("inner_blocks") is None:
-        return grouped_folds(fold.groups[fold.train_index], int(options.get("inner_folds", 5)), fold.seed + fold.k)
-    return block_folds(len(fold.train_index), int(options["inner_blocks"]), int(options.get("gap", 5)))
-
-
-def _fit_fold(k, x, y_clean, regressors, train, test, groups, alphas, options, seed):
+def _fit_fold(k, x, y_clean, regressors, train, test, groups, alphas, options: EncodingOptions, seed, inner_blocks=None):
     """One outer fold: (baseline prediction, joint prediction) on the test scans, and the joint model's
     training-only score (pooled inner predictions) for the nested layer choice.
 
     Baseline: ridge on the z-scored baseline regressors, its penalty per neuroid from the inner CV. Joint: ridge on
     the z-scored baseline regressors, scaled by sqrt(features / regressors), beside the z-scored features, the penalty
     per neuroid from the same inner CV: a banded ridge whose two bands carry the same total prior variance, so the
-    few baseline columns are shrunk sqrt(p / k) times less than each feature column and are not drowned by them."""
+    few baseline columns are shrunk sqrt(p / k) times less than each feature column and are not drowned by them.
+    The inner folds are ``ridge-grouped``'s (``inner_blocks``: a single run's blocks of scans)."""
     from brainalign.correlation import pearson_columns
-    from brainalign.encoding.backend import backend_ops
-    from brainalign.encoding.protocols import Fold
-    from brainalign.encoding.ridge import _standardise, ridge_cv
+    from brainalign.encoding.backend import NUMPY
+    from brainalign.encoding.protocols.registry import Fold
+    from brainalign.encoding.protocols.ridge_grouped import ridge_inner_folds
+    from brainalign.encoding.ridge import ridge_cv
+    from brainalign.encoding.scaling import _standardise
 
-    fold = Fold(k, x, y_clean, train, test, train, test, groups, alphas, options, seed, backend_ops({"backend": "numpy"}))
-    inner = _inner_folds(fold)
+    fold = Fold(k, x, y_clean, train, test, train, test, groups, alphas, options, seed, NUMPY, inner_blocks=inner_blocks)
+    inner = ridge_inner_folds(fold)
     b_train, b_test = _standardise(regressors[train], regressors[test])
     best, _, solver = ridge_cv(b_train, y_clean[train], alphas, inner)
     base_test = solver.predict_per_target(b_test, alphas, best)
@@ -203,23 +195,23 @@ def _fit_fold(k, x, y_clean, regressors, train, test, groups, alphas, options, s
     return base_test, joint_test, float(_aggregate(pearson_columns(pooled, y_clean[train])))
 
 
-def baseline_gain(x: np.ndarray, y: np.ndarray, baseline: Baseline, groups, overrides: dict, options: dict) -> dict:
+def baseline_gain(x: np.ndarray, y: np.ndarray, baseline: Baseline, groups, overrides: dict, options: EncodingOptions) -> dict:
     """Baseline, joint, gain and variance added of one layer's design ``x`` against responses ``y`` (time series),
     on ``ridge-grouped``'s outer folds, with block-bootstrap CIs (see the module docstring)."""
     from brainalign.correlation import pearson_columns
+    from brainalign.encoding.bootstrap import _resample_counts, _resampled_pearson
     from brainalign.encoding.folds import fold_units, grouped_folds, unit_bootstrap_inflation, unit_resample_counts
-    from brainalign.encoding.protocols import _resample_counts, _resampled_pearson, get_protocol
+    from brainalign.encoding.protocols.registry import get_protocol
     from brainalign.encoding.ridge import DEFAULT_ALPHAS
 
-    options = dict(options)
-    seed = int(options.get("seed", 0))
+    seed = int(options.seed)
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     n = len(x)
-    folds, fold_options = get_protocol("ridge-grouped").layer_folds(n, overrides, options)
+    folds, inner_blocks = get_protocol("ridge-grouped").layer_folds(n, overrides, options)
     groups = np.arange(n) if groups is None else np.asarray(groups)
     if folds is None:
-        folds = grouped_folds(groups, int(options.get("n_folds", 5)), seed)
-    alphas = np.asarray(options.get("alphas") or DEFAULT_ALPHAS, dtype=float)
+        folds = grouped_folds(groups, int(options.n_folds), seed)
+    alphas = np.asarray(options.alphas or DEFAULT_ALPHAS, dtype=float)
     if not baseline.x.shape[1]:
         raise BrainalignError("the baseline has no regressor that varies (word rate, nuisance columns)")
     pairs, inner, per_fold = [], [], {"baseline": [], "joint": []}
@@ -227,7 +219,8 @@ def baseline_gain(x: np.ndarray, y: np.ndarray, baseline: Baseline, groups, over
     y_clean = clean_confounds(y, baseline, baseline.runs)
     for k, (train, test) in enumerate(folds):
         train, test = np.asarray(train), np.asarray(test)
-        base, joint, inner_score = _fit_fold(k, x, y_clean, baseline.x, train, test, groups, alphas, fold_options, seed)
+        base, joint, inner_score = _fit_fold(k, x, y_clean, baseline.x, train, test, groups, alphas, options, seed,
+                                             inner_blocks)
         actual = y_clean[test]
         for name, predicted in (("baseline", base), ("joint", joint)):
             r = pearson_columns(predicted, actual)
@@ -235,7 +228,7 @@ def baseline_gain(x: np.ndarray, y: np.ndarray, baseline: Baseline, groups, over
             per_fold[name].append(float(_aggregate(r)))
         inner.append(inner_score)
         pairs.append((base, joint, actual))
-    n_bootstrap = int(options.get("n_bootstrap", 1000))
+    n_bootstrap = int(options.n_bootstrap)
     units = fold_units(folds, overrides.get("bootstrap_units"))
     resampled = {"baseline": np.full((max(n_bootstrap, 0), len(folds)), np.nan), "joint": None}
     resampled["joint"] = resampled["baseline"].copy()
@@ -250,7 +243,7 @@ def baseline_gain(x: np.ndarray, y: np.ndarray, baseline: Baseline, groups, over
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         draws = {name: np.nanmean(values, axis=1) for name, values in resampled.items()}
-    if units is not None:  # few blocks per fold: stretch the draws as protocols._bootstrap does
+    if units is not None:  # few blocks per fold: stretch the draws as bootstrap._bootstrap does
         inflation = unit_bootstrap_inflation(units)
         draws = {name: score[name] + inflation * (values - score[name]) for name, values in draws.items()}
     quantities = {
@@ -281,7 +274,7 @@ def gain_rows(metric, profile) -> list[dict]:
     the nested layer (in each outer fold the layer with the best training-only joint score; its test values, mean
     over folds). Baseline and joint r carry the dataset's ceiling; the gain and the variance added do not (a
     difference of scores is not a fraction of a ceiling)."""
-    from brainalign.tables import GAIN_METRICS, GAIN_PROTOCOL  # pandas: only the score step pays its import
+    from brainalign.study.tables import GAIN_METRICS, GAIN_PROTOCOL  # pandas: only the score step pays its import
 
     layer_names = profile.layer_names
     stored = {name: metric.stored(profile.by_layer[name]) for name in layer_names}

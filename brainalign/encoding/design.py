@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from brainalign.errors import BrainalignError
+from brainalign.options import EncodingOptions
 
-log = logging.getLogger("brainalign.encoding")  # the package's logger, as before the split (log filters name it)
+log = logging.getLogger("brainalign.encoding")  # the package's logger (log filters name it)
 
 
 def responses_matrix(dataset) -> tuple[np.ndarray, list[str], list[dict]]:
@@ -41,13 +42,13 @@ def responses_matrix(dataset) -> tuple[np.ndarray, list[str], list[dict]]:
     return y[:, keep], [n for n, k in zip(names, keep) if k], excluded
 
 
-def layer_design(features: np.ndarray, dataset, options: dict) -> tuple[np.ndarray, np.ndarray | None, dict]:
+def layer_design(features: np.ndarray, dataset, options: EncodingOptions) -> tuple[np.ndarray, np.ndarray | None, dict]:
     """The feature matrix aligned to the response samples, the CV groups, and protocol overrides.
 
     Sentence data: rows already match. Time series: words -> scans (Lanczos by default) -> FIR delays, CV by
     runs or contiguous blocks with a gap, unless the dataset already paired each scan with its text and applied
     the haemodynamic lag (Blank 2014: ``lag_applied``)."""
-    from brainalign.timeseries import make_delays, words_to_scans
+    from brainalign.encoding.timeseries import make_delays, words_to_scans
 
     meta = dataset.meta
     if meta["kind"] != "timeseries":
@@ -69,14 +70,14 @@ def layer_design(features: np.ndarray, dataset, options: dict) -> tuple[np.ndarr
                     "group must be the run (sample_groups) of the scans it was presented in")
             scans[in_run] = words_to_scans(features[words].astype(np.float64), stimuli.loc[words, "onset"].to_numpy(),
                                            stimuli.loc[words, "offset"].to_numpy(), dataset.sample_times[in_run],
-                                           float(meta["tr"]), options.get("downsample", "lanczos"))
+                                           float(meta["tr"]), options.downsample)
         delays = checked_delays(options, meta.get("name"))
     design = make_delays(scans, delays, scan_groups)
     overrides = timeseries_overrides(scan_groups, options, meta.get("name"))
     overrides["delays"] = delays
     if len(np.unique(scan_groups)) >= 2:
         return design, scan_groups, overrides
-    overrides["blocks"] = int(options.get("n_folds", 5))
+    overrides["blocks"] = int(options.n_folds)
     return design, None, overrides
 
 
@@ -87,22 +88,22 @@ def dataset_scan_groups(dataset) -> np.ndarray:
     return np.zeros(dataset.responses.shape[1], dtype=str)
 
 
-def checked_delays(options: dict, dataset=None) -> list[int]:
+def checked_delays(options: EncodingOptions, dataset=None) -> list[int]:
     """``encoding.delays`` (scans back in time; schema default 1-4: 2-8 s at TR 2 s, the rise and peak of the
     haemodynamic response), checked: at least one, none negative, no repeats."""
-    delays = [int(d) for d in (options.get("delays") or [1, 2, 3, 4])]
+    delays = [int(d) for d in options.delays]
     if not delays or min(delays) < 0 or len(set(delays)) != len(delays):
         raise BrainalignError(f"dataset {dataset}: encoding.delays {delays}; expected distinct scan counts >= 0, e.g. [1, 2, 3, 4]")
     return delays
 
 
-def timeseries_overrides(scan_groups: np.ndarray, options: dict, dataset=None) -> dict:
+def timeseries_overrides(scan_groups: np.ndarray, options: EncodingOptions, dataset=None) -> dict:
     """What every time-series protocol of one dataset shares, recorded in each layer's result: ``gap`` (scans left
     out at the edges of a test block), ``bootstrap_block`` (scans per bootstrap unit) and the units themselves
     (``bootstrap_units``, not recorded: one label per scan)."""
     from brainalign.encoding.folds import scan_block_units
 
-    gap, block = int(options.get("gap", 5)), int(options.get("bootstrap_block", 20))
+    gap, block = int(options.gap), int(options.bootstrap_block)
     if gap < 0:
         raise BrainalignError(f"dataset {dataset}: encoding.gap {gap}; expected scans >= 0")
     return {"gap": gap, "bootstrap_block": block, "bootstrap_units": scan_block_units(scan_groups, block)}
@@ -133,7 +134,7 @@ def response_subjects(dataset) -> list[str]:
 def word_level_design(features: np.ndarray, dataset, neuroid_names: list[str]) -> WordLevel:
     """The word-level input of one layer (``features``: one row per word of stimuli.tsv) against a time series,
     for the usable response columns ``neuroid_names`` (as :func:`responses_matrix` returns them)."""
-    from brainalign.timeseries import scan_of_events
+    from brainalign.encoding.timeseries import scan_of_events
 
     meta, stimuli = dataset.meta, dataset.stimuli
     name = meta.get("name")

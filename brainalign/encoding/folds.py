@@ -107,7 +107,7 @@ def unit_resample_counts(units: list[np.ndarray], n_bootstrap: int, seed: int) -
     (resamples x samples) counts of a cluster bootstrap: each resample draws the fold's units with replacement,
     as many as it has, and every sample counts as often as its unit was drawn. Units of unequal size make a
     resample's total differ from the fold's size; each row is rescaled to sum to the fold's size, which leaves its
-    weighted Pearson r unchanged and is what ``protocols._resampled_pearson`` assumes."""
+    weighted Pearson r unchanged and is what ``bootstrap._resampled_pearson`` assumes."""
     rng = np.random.default_rng(seed)
     counts = []
     for labels in units:

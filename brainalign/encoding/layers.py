@@ -4,20 +4,23 @@ layers the tidy score rows (rule score).
 
 Layer metrics are a registry, :data:`LAYER_METRICS`: how a metric is computed from the layer's design and how
 its per-layer results become rows. Two kinds, one row builder each:
-  * the encoding protocols (every registered one, :data:`encoding.protocols.PROTOCOLS`): stored under
-    ``result["protocols"][name]``, chosen and ordered by ``options["protocols"]``; rows ``linear`` / protocol for
+  * the encoding protocols (every registered one, :data:`encoding.protocols.registry.PROTOCOLS`): stored under
+    ``result["protocols"][name]``, chosen and ordered by ``options.protocols``; rows ``linear`` / protocol for
     each layer, the best layer and the nested layer choice, normalised by the noise ceiling;
   * the similarity metrics (``rsa``, ``cka``): stored under ``result[name]``, switched off together by
-    ``options["similarity"]: false``; rows for each layer and the best layer, not normalised.
+    ``options.similarity: false``; rows for each layer and the best layer, not normalised.
 
 Adding a metric is one registered function plus its config entry (``encoding.similarity`` turns it off, or name
-another boolean option as its ``switch`` and add that to workflow/schemas/config.schema.yaml)::
+another boolean option as its ``switch``: a key of brainalign/schemas/config.schema.yaml and a field of EncodingOptions)::
 
     @register_layer_metric("procrustes")
     def procrustes(layer: LayerInputs) -> float:
         return float(orthogonal_procrustes_r(layer.x, layer.y))  # stored as result["procrustes"]
 
-Adding a protocol (``encoding.protocols.register_protocol``) makes it a layer metric with no more code.
+Adding a protocol (``encoding.protocols.registry.register_protocol``) makes it a layer metric with no more code.
+
+The steps take the options typed (:class:`brainalign.options.EncodingOptions`) or as a dict (:func:`fit_layer`
+converts it once); each layer's result records them (:func:`recorded_options`).
 """
 
 from __future__ import annotations
@@ -34,13 +37,15 @@ import numpy as np
 
 from brainalign.encoding.baseline import baseline_design, baseline_gain, gain_rows
 from brainalign.encoding.design import layer_design, responses_matrix, word_level_design
-from brainalign.encoding.protocols import PROTOCOLS, cross_validated_score, default_protocols, get_protocol
+from brainalign.encoding.protocols.registry import PROTOCOLS, default_protocols, get_protocol
+from brainalign.encoding.protocols.scoring import cross_validated_score
+from brainalign.encoding.similarity import linear_cka, rsa
 from brainalign.errors import BrainalignError
+from brainalign.extraction.shards import check_stimulus_ids, read_layer
 from brainalign.io import write_json, write_table
-from brainalign.shards import check_stimulus_ids, read_layer
-from brainalign.similarity import linear_cka, rsa
+from brainalign.options import EncodingOptions
 
-log = logging.getLogger("brainalign.encoding")  # the package's logger, as before the split (log filters name it)
+log = logging.getLogger("brainalign.encoding")  # the package's logger (log filters name it)
 
 
 # ----------------------------------------------------------------------------------------------- registry
@@ -52,7 +57,7 @@ class LayerInputs:
     y: np.ndarray           # the usable responses: samples x neuroids
     groups: Any             # CV groups per sample, or None (a single-run time series: blocks of scans)
     overrides: dict         # what the design fixed (``delays``; ``blocks`` for a single run)
-    options: dict           # the encoding options
+    options: EncodingOptions  # the encoding options
     words: Any = None       # the word-level input (encoding.design.WordLevel) when a selected protocol needs it
     baseline: Any = None    # a time series' baseline regressors (encoding.baseline.Baseline), else None
 
@@ -74,7 +79,7 @@ class LayerProfile:
 
     def row(self, metric: str, protocol: str, selection: str, layer: str, raw, ceiling=np.nan, ci=(np.nan, np.nan),
             n=np.nan) -> dict:
-        from brainalign.tables import tidy_row  # pandas: only the score step pays its import
+        from brainalign.study.tables import tidy_row  # pandas: only the score step pays its import
 
         return tidy_row(self.model, self.dataset, "brain", metric, protocol, raw, selection=selection, layer=layer,
                         layer_index=self.index[layer], layer_depth=self.depth[layer], ceiling=ceiling, ci=ci, n=n)
@@ -83,7 +88,7 @@ class LayerProfile:
 @dataclass(frozen=True)
 class LayerMetric:
     """A registered layer metric: ``compute(LayerInputs)`` -> the JSON-able result of one layer, stored under
-    ``result["protocols"][name]`` (``section="protocols"``: a protocol, selected by ``options["protocols"]``) or
+    ``result["protocols"][name]`` (``section="protocols"``: a protocol, selected by ``options.protocols``) or
     ``result[name]`` (``section=None``: selected unless its ``switch`` option is false); ``rows(metric,
     LayerProfile)`` -> its tidy rows over all layers."""
 
@@ -161,9 +166,9 @@ def register_layer_metric(name: str, *, rows: Callable = similarity_rows, sectio
 
 def _score_protocol(name: str, layer: LayerInputs) -> dict:
     """One protocol's cross-validated score of the layer, on the folds the layer's design asks of it."""
-    folds, options = get_protocol(name).layer_folds(len(layer.x), layer.overrides, layer.options)
-    return cross_validated_score(layer.x, layer.y, layer.groups, name, options, folds=folds, words=layer.words,
-                                 units=layer.overrides.get("bootstrap_units"))
+    folds, inner_blocks = get_protocol(name).layer_folds(len(layer.x), layer.overrides, layer.options)
+    return cross_validated_score(layer.x, layer.y, layer.groups, name, layer.options, folds=folds, words=layer.words,
+                                 units=layer.overrides.get("bootstrap_units"), inner_blocks=inner_blocks)
 
 
 def protocol_metric(name: str) -> LayerMetric:
@@ -197,11 +202,11 @@ def _baseline_gain(layer: LayerInputs) -> dict | None:
                                                              layer.options)
 
 
-def selected_metrics(options: dict) -> list[LayerMetric]:
-    """What fit_layer computes: the protocols ``options["protocols"]`` names (default: every registered one not
-    opt-in) in that order, then every other registered metric whose switch is not off."""
-    protocols = [layer_metric(name) for name in options.get("protocols") or default_protocols()]
-    others = [m for m in LAYER_METRICS.values() if m.section is None and (m.switch is None or options.get(m.switch, True))]
+def selected_metrics(options: EncodingOptions) -> list[LayerMetric]:
+    """What fit_layer computes: the protocols ``options.protocols`` names (empty: every registered one not opt-in)
+    in that order, then every other registered metric whose switch (a boolean option) is not off."""
+    protocols = [layer_metric(name) for name in options.protocols or default_protocols()]
+    others = [m for m in LAYER_METRICS.values() if m.section is None and (m.switch is None or getattr(options, m.switch))]
     return protocols + others
 
 
@@ -214,18 +219,24 @@ def stored_metrics(*results: dict) -> list[LayerMetric]:
 
 
 # ----------------------------------------------------------------------------------------------- steps
-def fit_layer(features: np.ndarray, dataset, options: dict | None = None, metrics: list[LayerMetric] | None = None,
-              result: dict | None = None) -> dict:
+def recorded_options(options: EncodingOptions) -> dict:
+    """The options a layer's result records (``result["options"]``, sorted by key): every encoding option but how
+    the jobs are split (``layer_parts``), which does not change a layer's numbers."""
+    return {key: value for key, value in sorted(options.as_dict().items()) if key != "layer_parts"}
+
+
+def fit_layer(features: np.ndarray, dataset, options: EncodingOptions | dict | None = None,
+              metrics: list[LayerMetric] | None = None, result: dict | None = None) -> dict:
     """Every selected layer metric (protocols, RSA, CKA) for one layer's features against a prepared dataset; or
     only ``metrics``, added to an earlier ``result`` of the same layer when one is given."""
-    options = dict(options or {})
+    options = options if isinstance(options, EncodingOptions) else EncodingOptions.from_dict(options)
     features = np.asarray(features, dtype=np.float64)
     metrics = metrics or selected_metrics(options)
     x, groups, overrides = layer_design(features, dataset, options)
     y, names, excluded = responses_matrix(dataset)
     if result is None:
         result = {"n_samples": int(len(x)), "n_features": int(x.shape[1]), "n_neuroids": len(names), "neuroids": names,
-                  "excluded_neuroids": excluded, "protocols": {}, "options": dict(sorted(options.items())),
+                  "excluded_neuroids": excluded, "protocols": {}, "options": recorded_options(options),
                   **{k: v for k, v in overrides.items() if k not in ("blocks", "bootstrap_units")}}
         result["distinct_feature_rows"] = distinct = int(len(np.unique(x, axis=0)))
         if distinct < max(10, len(x) // 10):
@@ -248,7 +259,7 @@ def fit_layer(features: np.ndarray, dataset, options: dict | None = None, metric
     return result
 
 
-def fit_layer_file(shard_path, layer: str, dataset_dir, out_path, options: dict | None = None) -> dict:
+def fit_layer_file(shard_path, layer: str, dataset_dir, out_path, options: EncodingOptions | dict | None = None) -> dict:
     """One layer of one shard against one prepared dataset -> JSON (what :func:`fit_layers_file` does per layer)."""
     from brainalign.datasets.base import load_prepared
 
@@ -279,11 +290,11 @@ def layers_of_part(layer_names: list[str], part: int, n_parts: int) -> list[str]
     return list(layer_names)[part::n_parts]
 
 
-def fit_layers_file(shard_path, dataset_dir, out_dir, options: dict | None = None, part: int = 0, n_parts: int = 1,
-                    progress: bool = True) -> list[str]:
+def fit_layers_file(shard_path, dataset_dir, out_dir, options: EncodingOptions | dict | None = None, part: int = 0,
+                    n_parts: int = 1, progress: bool = True) -> list[str]:
     """Step of rule fit_encoding: every layer of one shard (or one part of them) against one prepared dataset, one
     JSON per layer in ``out_dir``, in one process: the dataset, the imports and the shard's file are opened once,
-    not once per layer (a start-up of ~2 s per layer job made this stage the slowest of the default run).
+    not once per layer.
 
     Resumable: finished layers are written to ``<out_dir>.partial/`` and kept when a killed job is re-run with the
     same options (the JSON records them); the folder becomes ``out_dir`` when every layer is there.
@@ -291,16 +302,16 @@ def fit_layers_file(shard_path, dataset_dir, out_dir, options: dict | None = Non
     import shutil
 
     from brainalign.datasets.base import load_prepared
-    from brainalign.shards import read_layer_names
+    from brainalign.extraction.shards import read_layer_names
 
-    options = dict(options or {})
+    options = options if isinstance(options, EncodingOptions) else EncodingOptions.from_dict(options)
     out_dir = Path(out_dir)
     partial = out_dir.with_name(out_dir.name + ".partial")
     partial.mkdir(parents=True, exist_ok=True)
     dataset = load_prepared(dataset_dir)
     check_stimulus_ids(shard_path, dataset.stimuli["stimulus_id"].astype(str).tolist(), dataset_dir)
     layers = layers_of_part(read_layer_names(shard_path), part, n_parts)
-    recorded = json.loads(json.dumps(dict(sorted(options.items())), default=str))
+    recorded = json.loads(json.dumps(recorded_options(options), default=str))
     todo = []
     for layer in layers:
         done = partial / layer_file_name(layer)
@@ -317,7 +328,7 @@ def fit_layers_file(shard_path, dataset_dir, out_dir, options: dict | None = Non
     metrics = selected_metrics(options)
     everywhere = metrics[:1] + [metric for metric in metrics[1:] if metric.every_layer]
     extras = [metric for metric in metrics if metric not in everywhere]
-    extras_later = options.get("extras_layers", "all") == "selected" and n_parts == 1 and bool(extras)
+    extras_later = options.extras_layers == "selected" and n_parts == 1 and bool(extras)
     for layer in progress_bar(todo, desc=f"{Path(shard_path).stem} layers", unit="layer", disable=not progress):
         _fit_and_write(read_layer(shard_path, layer), layer, dataset, partial / layer_file_name(layer), options,
                        everywhere if extras_later else None)
@@ -341,7 +352,7 @@ def selected_layers(by_layer: dict[str, dict], layer_names: list[str], metric: L
     return [name for name in layer_names if name in chosen]
 
 
-def _add_extras_at_selected_layers(shard_path, dataset, folder: Path, layers: list[str], options: dict,
+def _add_extras_at_selected_layers(shard_path, dataset, folder: Path, layers: list[str], options: EncodingOptions,
                                    first: LayerMetric, extras: list[LayerMetric]) -> None:
     """``encoding.extras_layers: selected``: the ``extras`` (the metrics after the first protocol but those needed
     at every layer: the other protocols, RSA, CKA) only at the ``first`` protocol's best and nested layers, which
@@ -372,7 +383,7 @@ def score_layers_file(layer_folders: list, ceiling_path, out_csv, model: str, da
     """Step of rule score: every stored metric's rows (for a protocol: the layer profile, the best layer and the
     nested, training-chosen, layer), ceiling-normalised where a ceiling exists, as tidy rows. ``layer_folders``
     are the part folders of rule fit_encoding; ``layer_names`` the shard's layers in model order."""
-    from brainalign.tables import tidy_frame
+    from brainalign.study.tables import tidy_frame
 
     by_layer = read_layer_results(layer_folders)
     missing = [name for name in layer_names if name not in by_layer]

@@ -1,11 +1,14 @@
-"""Ridge regression and ordinary least squares for the encoding protocols, for many penalties and many targets
-at once.
+"""Ridge regression for many penalties and many targets at once, each penalty read off one small decomposition
+of the centred training features.
 
-Every solver works from one small decomposition of the centred training features and reads every penalty off
-it: :class:`RidgeSVD` (one symmetric eigendecomposition, numpy or torch; also OLS through :func:`ols_fit_predict`)
-and, on numpy, :class:`RidgeTridiagonal` (one tridiagonal reduction, about a third of the work) over Gram matrices
-that :class:`FoldCrossProducts` cuts for all the folds of one problem from cross-products computed once.
-:func:`ridge_cv` chooses a penalty per target by inner K-fold CV, :func:`ridge_loo` by exact leave-one-out.
+  * :class:`RidgeSVD`: one symmetric eigendecomposition (:func:`spectrum`), numpy or torch.
+  * :class:`RidgeTridiagonal` (numpy): one tridiagonal reduction (:class:`ShiftedSystems`), about a third of the
+    work, over Gram matrices that :class:`FoldCrossProducts` cuts for all the folds of one problem from
+    cross-products computed once.
+  * :func:`ridge_cv` chooses a penalty per target by inner K-fold CV, :func:`ridge_loo` by exact leave-one-out.
+
+Ordinary least squares lives in :mod:`brainalign.encoding.ols`, the feature scalings in
+:mod:`brainalign.encoding.scaling`.
 """
 
 from __future__ import annotations
@@ -18,45 +21,11 @@ from brainalign.errors import BrainalignError
 DEFAULT_ALPHAS = tuple(10.0 ** np.arange(-2, 8))  # 10 penalties, z-scored features
 
 
-FEATURE_SCALINGS = ("zscore", "center")  # what encoding.feature_scaling may fix; ``auto`` chooses between them
-
-
-def _standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """z-score with the training fold's mean and SD only (constant training columns are centred, not scaled)."""
-    mean = train.mean(0)
-    sd = ops_of(train).std(train)
-    sd[sd == 0] = 1.0
-    return (train - mean) / sd, (test - mean) / sd
-
-
-def _centre(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Centre with the training fold's mean, then divide every feature by ONE number, the root mean feature variance
-    of the training rows. The relative variances (a language model's anisotropy: a few directions carrying most of
-    the variance) are kept, so ridge's prior favours the high-variance directions; the common scale makes the mean
-    feature variance 1, as after z-scoring, so the same penalty grid means the same amount of shrinkage."""
-    mean = train.mean(0)
-    variance = to_numpy(ops_of(train).std(train)).astype(np.float64) ** 2
-    scale = float(np.sqrt(variance.mean())) if variance.size else 0.0
-    scale = scale if scale > 0 else 1.0
-    return (train - mean) / scale, (test - mean) / scale
-
-
-def scale_features(train: np.ndarray, test: np.ndarray, scaling: str) -> tuple[np.ndarray, np.ndarray]:
-    """Training and test features scaled by statistics of the training rows only: ``zscore`` (every feature to unit
-    variance) or ``center`` (:func:`_centre`: centred, one common scale)."""
-    if scaling == "zscore":
-        return _standardise(train, test)
-    if scaling == "center":
-        return _centre(train, test)
-    raise BrainalignError(f"encoding.feature_scaling: unknown scaling {scaling!r} (expected one of "
-                          f"{', '.join(FEATURE_SCALINGS)} or auto)")
-
-
 def spectrum(x_centred: np.ndarray, y_centred: np.ndarray, rtol: float = 1e-7):
     """Thin SVD pieces (s, Vt, U'Y) of centred features from one symmetric eigendecomposition.
 
     Features <= samples: eigh of X'X (p x p); features > samples: eigh of the kernel XX' (n x n). Either way one
-    small decomposition replaces a full SVD of the n x p matrix (several times faster; same solutions).
+    small decomposition replaces a full SVD of the n x p matrix (less work; the same solutions).
     Singular values below ``rtol * s_max`` are dropped (numerically zero directions, as lstsq does; through the
     Gram matrix, singular values are resolved to about sqrt(eps) * s_max, hence the float64 and rtol=1e-7).
     """
@@ -121,7 +90,7 @@ class ShiftedSystems:
     it needs at most two penalties (a final fit), a Cholesky factor per penalty is cheaper still (Q = I then).
     """
 
-    CHOLESKY_MAX_PENALTIES = 2  # one Cholesky costs ~0.4 of the reduction (1024 x 1024, one BLAS thread)
+    CHOLESKY_MAX_PENALTIES = 2  # up to this many penalties, a Cholesky factor each costs less than the reduction
 
     def __init__(self, m: np.ndarray, r: np.ndarray, penalties=None):
         from scipy.linalg import lapack
@@ -369,8 +338,8 @@ def ridge_loo(x: np.ndarray, y: np.ndarray, alphas, errors: bool = False):
     each target's leave-one-out squared error at its chosen penalty (as :func:`ridge_cv`).
 
     With an intercept, the hat matrix is 11'/n + U diag(s^2/(s^2+alpha)) U' (U, s of the centred features), and
-    each sample's leave-one-out residual is its fitted residual / (1 - h_ii): no refits. About five times cheaper
-    than 5-fold CV plus a refit, and the same folds as sklearn, but only honest when samples are independent: with
+    each sample's leave-one-out residual is its fitted residual / (1 - h_ii): no refits. Cheaper than K-fold CV
+    plus a refit, and the same folds as sklearn, but only honest when samples are independent: with
     passages or stories, leaving one sentence out keeps its neighbours in training (grouped inner folds there).
     """
     ops = ops_of(y)
@@ -398,210 +367,3 @@ def ridge_loo(x: np.ndarray, y: np.ndarray, alphas, errors: bool = False):
     if errors:
         return best, ops.asarray(loo, y.dtype), solver, np.asarray(best_sse, dtype=np.float64)
     return best, ops.asarray(loo, y.dtype), solver
-
-
-#: the Cholesky shortcut of :func:`ols_fit_predict` is taken only when the centred Gram matrix's reciprocal condition
-#: number is above this: its eigenvalues are then all far above the cutoff (rtol^2 = 1e-14 of the largest) below
-#: which :func:`spectrum` drops a direction, so both solve the same full-rank system
-CHOLESKY_MIN_RCOND = 1e-10
-
-
-def _positive_definite_solve(matrix: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:
-    """matrix^-1 rhs by Cholesky for a symmetric ``matrix``, or None where it is not positive definite or its
-    reciprocal condition number is not above :data:`CHOLESKY_MIN_RCOND` (the caller then takes the SVD)."""
-    from scipy.linalg import lapack
-
-    norm = np.abs(matrix).sum(0).max()
-    factor, info = lapack.dpotrf(matrix, lower=False, clean=True)
-    if info != 0:
-        return None
-    rcond, info = lapack.dpocon(factor, norm)  # upper triangle, as dpotrf wrote it
-    if info != 0 or not rcond > CHOLESKY_MIN_RCOND:
-        return None
-    solution, info = lapack.dpotrs(factor, rhs, lower=False)
-    return solution if info == 0 else None
-
-
-def _cholesky_ols_weights(x_centred: np.ndarray, y_centred: np.ndarray) -> np.ndarray | None:
-    """(X'X)^-1 X'Y by Cholesky, or None where X'X is singular or ill-conditioned (then the SVD decides)."""
-    return _positive_definite_solve(x_centred.T @ x_centred, x_centred.T @ y_centred)
-
-
-def _kernel_ols_dual(x_centred: np.ndarray, y_centred: np.ndarray) -> np.ndarray | None:
-    """Dual coefficients z with X'z the minimum-norm least-squares weights, by Cholesky, when features >= samples and
-    the centred features have full rank n - 1; None otherwise (then the SVD decides).
-
-    Centring leaves the kernel K = XX' singular along the ones vector only, and the centred targets are orthogonal
-    to it, so K^+ y = (K + c 11')^-1 y for any c > 0: one Cholesky solve instead of an eigendecomposition (the
-    paper protocol fits 40 of these per layer on Pereira 2018, with 576-1,024 features for ~560 sentences)."""
-    n = len(x_centred)
-    kernel = x_centred @ x_centred.T
-    kernel += np.trace(kernel) / n**2  # c 11' with eigenvalue trace / n: the mean eigenvalue of the kernel
-    return _positive_definite_solve(kernel, y_centred)
-
-
-def ols_fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray) -> np.ndarray:
-    """sklearn LinearRegression's prediction (intercept, minimum-norm least squares) from the centred SVD.
-
-    With fewer features than training samples and a well-conditioned Gram matrix the least-squares solution is
-    unique, and a Cholesky solve gives it at about a fifth of the eigendecomposition's cost (the paper protocol
-    fits 40 of these per layer); with at least as many features as samples and full-rank centred features, a
-    Cholesky solve of the kernel (:func:`_kernel_ols_dual`) gives the minimum-norm one. Rank-deficient or
-    ill-conditioned problems, and the torch back end, take the SVD."""
-    ops = ops_of(x_train)
-    x_train, y_train, x_test = (ops.asarray(a, dtype=np.float64) for a in (x_train, y_train, x_test))
-    x_mean, y_mean = x_train.mean(0), y_train.mean(0)
-    if ops is NUMPY:
-        x_centred, y_centred = x_train - x_mean, y_train - y_mean
-        if x_train.shape[1] < x_train.shape[0]:  # else the centred Gram is singular
-            weights = _cholesky_ols_weights(x_centred, y_centred)
-            if weights is not None:
-                return (x_test - x_mean) @ weights + y_mean
-        else:
-            dual = _kernel_ols_dual(x_centred, y_centred)
-            if dual is not None:
-                return ((x_test - x_mean) @ x_centred.T) @ dual + y_mean
-    s, vt, uty = spectrum(x_train - x_mean, y_train - y_mean)
-    projected = (x_test - x_mean) @ vt.T
-    return (projected / s) @ uty + y_mean
-
-
-def _ols_from_products(products: tuple, x_eval: np.ndarray) -> np.ndarray | None:
-    """OLS predictions of ``x_eval`` from a training set's cross-products (X'X, X'Y, column sums, row count), by
-    Cholesky of the centred Gram matrix; None where it is singular or ill-conditioned."""
-    gram, xty, x_sum, y_sum, n = products
-    x_mean, y_mean = x_sum / n, y_sum / n
-    weights = _positive_definite_solve(gram - n * np.outer(x_mean, x_mean), xty - n * np.outer(x_mean, y_mean))
-    return None if weights is None else (x_eval - x_mean) @ weights + y_mean
-
-
-def _cross_products(x: np.ndarray, y: np.ndarray) -> tuple:
-    """(X'X, X'Y, column sums of X and Y, rows); ``x.T @ x`` of one array is a symmetric rank-k update (half a product)."""
-    return x.T @ x, x.T @ y, x.sum(0), y.sum(0), len(x)
-
-
-def _kernel_ols_predict(kernel: np.ndarray, train: np.ndarray, rows: np.ndarray, y_train: np.ndarray) -> np.ndarray | None:
-    """:func:`_kernel_ols_dual`'s prediction for ``rows`` from the ``train`` rows, both indexing one kernel over all
-    rows (so no feature product per fit); None where the centred features are not of full rank n - 1."""
-    block = kernel[np.ix_(train, train)]
-    row_means = block.mean(0)
-    total_mean = row_means.mean()
-    centred = block + (total_mean - row_means[:, None] - row_means[None, :])
-    centred += np.trace(centred) / len(train)**2  # as _kernel_ols_dual
-    y_mean = y_train.mean(0)
-    dual = _positive_definite_solve(centred, y_train - y_mean)
-    if dual is None:
-        return None
-    cross = kernel[np.ix_(rows, train)]
-    cross = cross - cross.mean(1, keepdims=True) - row_means[None, :] + total_mean
-    return cross @ dual + y_mean
-
-
-def _ols_with_inner_folds_dual(x_train, y_train, x_test, inner_folds, y_mean):
-    """:func:`ols_with_inner_folds` when features >= samples: one kernel over the training and test rows, each
-    fit's centred blocks cut from it (:func:`_kernel_ols_predict`), the SVD for a fit that is rank-deficient."""
-    n_train = len(x_train)
-    rows = np.vstack([x_train, x_test])
-    kernel = rows @ rows.T
-    everything = np.arange(n_train)
-    predicted = _kernel_ols_predict(kernel, everything, np.arange(n_train, len(rows)), y_train)
-    if predicted is None:
-        predicted = ols_fit_predict(x_train, y_train, x_test)
-    pooled = np.empty_like(y_train)
-    for inner_train, inner_test in inner_folds:
-        fitted = _kernel_ols_predict(kernel, np.asarray(inner_train), np.asarray(inner_test), y_train[inner_train])
-        if fitted is None:
-            fitted = ols_fit_predict(x_train[inner_train], y_train[inner_train], x_train[inner_test])
-        pooled[inner_test] = fitted
-    return predicted + y_mean, pooled + y_mean
-
-
-def ols_with_inner_folds(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, inner_folds):
-    """OLS (:func:`ols_fit_predict`) of the test rows from the training rows, and of each inner fold's test rows
-    from the rest of the training rows (``inner_folds``: index pairs into ``train``): (test predictions, pooled
-    inner predictions), numpy.
-
-    When the inner test folds partition the training rows and every fit has more rows than features, the Gram
-    matrices come from cross-products computed once: each inner fold's part, their sum for the whole training
-    set, the sum minus a part for an inner fit (one pass over the training rows instead of three: the paper
-    protocol's 40 fits per layer were most of its cost). Rows are centred with the training mean first, so the
-    subtractions stay exact to rounding. Any fit whose Gram is ill-conditioned takes :func:`ols_fit_predict`."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    x_mean, y_mean = x[train].mean(0), y[train].mean(0)
-    x_train, y_train, x_test = x[train] - x_mean, y[train] - y_mean, x[test] - x_mean
-    n_train, p = x_train.shape
-    inner_tests = [np.asarray(t) for _, t in inner_folds]
-    if p >= n_train - max([len(t) for t in inner_tests] + [0]):  # some fit has features >= samples: the kernel form
-        return _ols_with_inner_folds_dual(x_train, y_train, x_test, inner_folds, y_mean)
-    everything = np.concatenate(inner_tests) if inner_tests else np.arange(0)
-    partition = len(everything) == n_train and len(np.unique(everything)) == n_train
-    parts = [_cross_products(x_train[t], y_train[t]) for t in inner_tests] if partition else None
-    whole = tuple(sum(values) for values in zip(*parts)) if parts else None
-    predicted = _ols_from_products(whole, x_test) if parts else None
-    if predicted is None:
-        predicted = ols_fit_predict(x_train, y_train, x_test)
-    pooled = np.empty_like(y_train)
-    for k, (inner_train, inner_test) in enumerate(inner_folds):
-        fitted = _ols_from_products(tuple(w - q for w, q in zip(whole, parts[k])), x_train[inner_test]) if parts else None
-        if fitted is None:
-            fitted = ols_fit_predict(x_train[inner_train], y_train[inner_train], x_train[inner_test])
-        pooled[inner_test] = fitted
-    return predicted + y_mean, pooled + y_mean
-
-
-class RidgeNoIntercept:
-    """Closed-form ridge WITHOUT intercept or centring, w(alpha) = (X'X + alpha I)^-1 X'Y, for many penalties from
-    one thin SVD of X (w = V diag(s / (s^2 + alpha)) U'Y): Wehbe et al.'s (BLS ``ridge_tools.ridge``) on their
-    z-scored features, whose inner folds are not centred (so the centring solvers above would differ)."""
-
-    def __init__(self, x_train: np.ndarray, y_train: np.ndarray):
-        x_train = np.asarray(x_train, dtype=np.float64)
-        u, self.s, self.vt = np.linalg.svd(x_train, full_matrices=False)
-        self.uty = u.T @ np.asarray(y_train, dtype=np.float64)
-
-    def weights(self, alpha: float, columns=slice(None)) -> np.ndarray:
-        return self.vt.T @ ((self.s / (self.s**2 + alpha))[:, None] * self.uty[:, columns])
-
-    def predict(self, x_test: np.ndarray, alpha: float, columns=slice(None), projected=None) -> np.ndarray:
-        projected = np.asarray(x_test, dtype=np.float64) @ self.vt.T if projected is None else projected
-        return (projected * (self.s / (self.s**2 + alpha))) @ self.uty[:, columns]
-
-    def predict_per_target(self, x_test: np.ndarray, alphas: np.ndarray, alpha_per_target: np.ndarray) -> np.ndarray:
-        projected = np.asarray(x_test, dtype=np.float64) @ self.vt.T
-        out = np.empty((len(x_test), self.uty.shape[1]))
-        for index in np.unique(alpha_per_target):
-            columns = np.flatnonzero(alpha_per_target == index)
-            out[:, columns] = self.predict(x_test, float(alphas[index]), columns, projected)
-        return out
-
-
-def r2_columns(predicted: np.ndarray, actual: np.ndarray) -> np.ndarray:
-    """Coefficient of determination per column, 1 - mean squared error / variance (BLS ``R2``; 0 where the
-    column is constant)."""
-    residual = np.mean((actual - predicted) ** 2, axis=0)
-    total = np.var(actual, axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.nan_to_num(1.0 - residual / total)
-
-
-def ridge_cv_no_intercept(x: np.ndarray, y: np.ndarray, alphas, folds):
-    """Wehbe et al.'s penalty search (BLS ``cross_val_ridge``, method ``plain``): per target, the penalty with the
-    least summed 1 - R^2 over the validation folds of ridge without intercept; return (alpha index per target,
-    pooled validation predictions at the chosen penalties, the :class:`RidgeNoIntercept` fitted on all of x, y)."""
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    alphas = np.asarray(alphas, dtype=float)
-    cost = np.zeros((len(alphas), y.shape[1]))
-    solvers = []
-    for train, test in folds:
-        solver = RidgeNoIntercept(x[train], y[train])
-        projected = x[test] @ solver.vt.T
-        for a, alpha in enumerate(alphas):
-            cost[a] += 1.0 - r2_columns(solver.predict(x[test], alpha, projected=projected), y[test])
-        solvers.append((solver, test))
-    best = cost.argmin(0)
-    pooled = np.empty(y.shape)
-    for solver, test in solvers:
-        pooled[test] = solver.predict_per_target(x[test], alphas, best)
-    return best, pooled, RidgeNoIntercept(x, y)

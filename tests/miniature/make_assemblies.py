@@ -7,7 +7,7 @@ Runs in a separate environment, because brainscore-core pins numpy < 2 (the proj
 
 Outputs (committed): ``assy_Pereira2018_language.nc``, ``assy_Blank2014_fROI.nc`` (the real files' names), and
 ``planted.json`` (which neuroids carry the planted signal, plus the package versions used). The sentences,
-fragments and responses come from :mod:`brainalign.miniature` (``pereira_design``, ``blank_design``), so the
+fragments and responses come from :mod:`tests.support.miniature.designs` (``pereira_design``, ``blank_design``), so the
 texts match what the tiny tokenizers are trained on. The coordinates are those of the real assemblies, as
 Brain-Score's packaging code builds them:
 
@@ -39,7 +39,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from brainalign.miniature import blank_design, pereira_design  # noqa: E402
+from tests.support.miniature.designs import blank_design, pereira_design  # noqa: E402
 
 try:  # brainscore-core >= 2: brainio lives inside it
     from brainscore_core.supported_data_standards.brainio.assemblies import NeuroidAssembly
@@ -121,7 +121,7 @@ def main(out_dir: Path) -> None:
         assembly, design = build()
         sha1 = write_netcdf(assembly, out_dir / filename)
         record["datasets"][key] = {"file": filename, "sha1": sha1, "shape": list(assembly.shape),
-                                   "planted": design["planted"], "feature": "marker_count (brainalign.miniature)"}
+                                   "planted": design["planted"], "feature": "marker_count (tests.support.miniature)"}
         print(f"wrote {out_dir / filename}: {assembly.shape}, sha1 {sha1}")
     (out_dir / "planted.json").write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
 

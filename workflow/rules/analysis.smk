@@ -1,5 +1,8 @@
 # The study: one tidy table of every score, the pair effect and property correlations, figures, a summary page.
 
+# the figure registry (matplotlib is imported only when a figure is drawn): the report's captions come from it
+from brainalign.study.figures import figure_captions
+
 
 localrules:
     collect_scores,
@@ -77,6 +80,8 @@ rule figures:
     params:
         label=config["comparison_label"],
         headline=config["analysis"].get("headline", {}),
+        # each figure's caption in the report (workflow/report/figures.rst); a changed caption redraws the figures
+        captions=figure_captions(),
     log:
         log_path("figures.log"),
     benchmark:

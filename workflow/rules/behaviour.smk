@@ -1,6 +1,6 @@
 # Behavioural alignment: the correlation of per-word surprisal (rule run_model, for each model with a surprisal reading:
-# decoders; T5 with t5_mode: paper, read as the paper did: brainalign.behaviour) with reading times (default and
-# brainscore-2023 rows).
+# decoders; T5 with t5_mode: paper, read as the paper did: brainalign.behaviour.surprisal) with reading times (default,
+# brainscore-2023 and reading-regression rows: brainalign.behaviour.scoring).
 
 
 rule behaviour:

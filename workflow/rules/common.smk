@@ -4,7 +4,7 @@ import sys
 
 from brainalign import options as brainalign_options
 from brainalign import resources as brainalign_resources
-from brainalign.behaviour import surprisal_reading
+from brainalign.behaviour.surprisal import surprisal_reading
 from brainalign.config import dataset_specs, load_and_check, model_specs
 from brainalign.errors import BrainalignError
 from brainalign.runner import export_package_path
@@ -15,7 +15,7 @@ export_package_path()  # jobs in per-rule conda environments (--sdm conda) impor
 def _load_workflow_config():
     """Validate the config and check that every model's weights are installed, before any job is planned."""
     from brainalign.datasets import ADAPTERS
-    from brainalign.models import check_model_available
+    from brainalign.models.session import check_model_available
 
     try:
         load_and_check(config, known_adapters=ADAPTERS)
@@ -61,7 +61,7 @@ def dataset_kind(name):
 
 BRAIN_DATASETS = [d for d in DATASETS if dataset_kind(d) in ("sentence", "timeseries")]
 READING_DATASETS = [d for d in DATASETS if dataset_kind(d) == "reading"]
-# models with a surprisal reading: decoders, and encoder-decoders with t5_mode: paper (brainalign.behaviour.surprisal_reading)
+# models with a surprisal reading: decoders, and encoder-decoders with t5_mode: paper (brainalign.behaviour.surprisal.surprisal_reading)
 SURPRISAL_MODELS = [m for m, spec in MODELS.items() if surprisal_reading(spec)]
 
 
@@ -71,8 +71,8 @@ def model_dir(name):
 
 def prepare_model_inputs(wildcards):
     """The prepared folder of the model this one is built from, as its source says (ModelSource.base_model in
-    brainalign/models.py): an untrained control's architecture_of, delta weights' delta_of."""
-    from brainalign.models import get_source
+    brainalign/models/registry.py): an untrained control's architecture_of, delta weights' delta_of."""
+    from brainalign.models.registry import get_source
 
     spec = MODELS[wildcards.model]
     base = get_source(spec["source"]).base_model(spec)

@@ -1,0 +1,103 @@
+"""The summary page's dataset-kind tables, built from rows of the tidy table alone (the page needs no other file):
+
+* ``reading_behaviour_table``: per model x reading dataset, the paper's r beside the reading-regression protocol,
+  and the lag-check warnings;
+* ``timeseries_gain_table``: per time-series dataset x model, the baseline, the joint model and the gain over the
+  baseline, each trained model followed by its untrained control.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from brainalign.behaviour.reading_regression import lag_check_fires
+from brainalign.study.tables import GAIN_METRICS, GAIN_PROTOCOL, untrained_models
+
+READING_PROTOCOL = "reading-regression"
+
+
+def with_ci(value, low, high, digits: int = 3) -> str:
+    """``value [low, high]``; the value alone without a CI; empty without a value."""
+    if pd.isna(value):
+        return ""
+    text = f"{value:.{digits}f}"
+    return text + (f" [{low:.{digits}f}, {high:.{digits}f}]" if pd.notna(low) and pd.notna(high) else "")
+
+
+def reading_behaviour_table(tidy: pd.DataFrame, untrained=()) -> tuple[pd.DataFrame, list[str]]:
+    """Per model x reading dataset, the paper's r beside the reading-regression protocol (delta log-likelihood with
+    its CI, surprisal coefficient, spillover profile, lag check) and perplexity per word, untrained controls
+    marked; and one warning per model x dataset whose lag check fired (``reading_regression.lag_check_fires``: the
+    next word's surprisal predicts reading times better than the previous word's, so the reading times look shifted
+    against the words)."""
+    behaviour = tidy[tidy["kind"] == "behaviour"]
+    if behaviour.empty:
+        return pd.DataFrame(), []
+    rows, warnings = [], []
+    for (model, dataset), part in behaviour.groupby(["model", "dataset"], sort=True):
+        cell = {(r.metric, r.protocol): r for r in part.itertuples(index=False)}
+
+        def shown(metric, protocol, digits=3, cell=cell):
+            r = cell.get((metric, protocol))
+            return "" if r is None else with_ci(r.raw_r, r.ci_low, r.ci_high, digits)
+
+        lags = sorted(m for m, p in cell if p == READING_PROTOCOL and m.startswith("surprisal_coef_lag"))
+        check, delta = cell.get(("lag_check", READING_PROTOCOL)), cell.get(("delta_loglik", READING_PROTOCOL))
+        fired = check is not None and delta is not None and lag_check_fires(check.ci_low, delta.ci_low)
+        if fired:
+            warnings.append(f"{model} on {dataset}: the next word's surprisal predicts reading times better than the "
+                            f"previous word's (lag check {check.raw_r:.4f} nats, CI [{check.ci_low:.4f}, {check.ci_high:.4f}]): "
+                            "the reading times look shifted by one word against the text")
+        rows.append({"model": model + (" (untrained)" if model in set(untrained) else ""), "dataset": dataset,
+                     "r (default)": shown("surprisal_r", "default"), "|r| (brainscore-2023)": shown("surprisal_r", "brainscore-2023"),
+                     "delta log-lik (nats/obs)": shown("delta_loglik", READING_PROTOCOL, 4),
+                     "surprisal coef (ms/bit)": shown("surprisal_coef", READING_PROTOCOL, 2),
+                     "spillover coefs (ms/bit)": ", ".join(
+                         f"lag {m.removeprefix('surprisal_coef_lag')}: {cell[(m, READING_PROTOCOL)].raw_r:.2f}" for m in lags),
+                     "perplexity/word": shown("perplexity_per_word", "default", 1),
+                     "lag check": "" if check is None else ("WARNING: fires" if fired else "ok")})
+    return pd.DataFrame(rows), warnings
+
+
+def timeseries_gain_table(tidy: pd.DataFrame, models: pd.DataFrame | None = None, selection: str = "best") -> pd.DataFrame:
+    """Per time-series dataset x model: the raw score (linear, ridge-grouped), the baseline (word rate + nuisance),
+    the joint model (baseline + the layer's features), the gain (joint - baseline, the time series' headline) and
+    the variance added, each with its block-bootstrap 95% CI, at the ``selection`` layer; each trained model is
+    followed by its untrained control (its ``vanilla_base_model`` when that is untrained), so the two gains sit
+    side by side."""
+    rows = tidy[(tidy["kind"] == "brain") & (tidy["protocol"] == GAIN_PROTOCOL) & (tidy["selection"] == selection)]
+    gain = rows[rows["metric"].isin(list(GAIN_METRICS.values()))]
+    if gain.empty:
+        return pd.DataFrame()
+    untrained = untrained_models(models) if models is not None else set()
+    base_of = ({r.model: r.vanilla_base_model for r in models.itertuples()}
+               if models is not None and "vanilla_base_model" in models else {})
+    order = []
+    for model in sorted(set(gain["model"]), key=lambda m: (m in untrained, m)):
+        if model in order:
+            continue
+        order.append(model)
+        control = base_of.get(model)
+        if isinstance(control, str) and control in untrained and control in set(gain["model"]) and control not in order:
+            order.append(control)
+    out = []
+    for dataset in sorted(set(gain["dataset"])):
+        here = rows[rows["dataset"] == dataset]
+        for model in order:
+            cell = {r.metric: r for r in here[here["model"] == model].itertuples(index=False)}
+            if "gain_r" not in cell:
+                continue
+            at_layer = tidy[(tidy["dataset"] == dataset) & (tidy["model"] == model) & (tidy["metric"] == "linear")
+                            & (tidy["protocol"] == GAIN_PROTOCOL) & (tidy["selection"] == "layer")
+                            & (tidy["layer"] == cell["gain_r"].layer)]
+            raw = next(at_layer.itertuples(index=False), None)  # the features alone, at the same layer
+            out.append({"dataset": dataset, "model": model + (" (untrained)" if model in untrained else ""),
+                        "layer": cell["gain_r"].layer,
+                        "raw r": "" if raw is None else with_ci(raw.raw_r, raw.ci_low, raw.ci_high),
+                        "baseline r": with_ci(cell["baseline_r"].raw_r, cell["baseline_r"].ci_low, cell["baseline_r"].ci_high),
+                        "joint r": with_ci(cell["joint_r"].raw_r, cell["joint_r"].ci_low, cell["joint_r"].ci_high),
+                        "gain (joint - baseline)": with_ci(cell["gain_r"].raw_r, cell["gain_r"].ci_low, cell["gain_r"].ci_high),
+                        "variance added": with_ci(cell["variance_added"].raw_r, cell["variance_added"].ci_low,
+                                                  cell["variance_added"].ci_high, 4),
+                        "ceiling": "" if pd.isna(cell["joint_r"].ceiling) else f"{cell['joint_r'].ceiling:.3f}"})
+    return pd.DataFrame(out)
