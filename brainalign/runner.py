@@ -60,6 +60,7 @@ def run_rule(snakemake, step: Callable) -> None:
 
     from brainalign.errors import BrainalignError
     from brainalign.io import setup_logging
+    from brainalign.plugins import load_plugins
 
     log_path = snakemake.log[0] if len(snakemake.log) else None
     # handlers on the package logger, so every brainalign.* module logs into the rule's log file
@@ -77,6 +78,7 @@ def run_rule(snakemake, step: Callable) -> None:
         sys.modules["torch"].set_num_threads(threads)
     start = time.perf_counter()
     try:
+        load_plugins(getattr(snakemake, "config", {}).get("plugins"))
         with threadpool_limits(limits=threads):
             step(snakemake, logger)
     except BrainalignError as error:

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.snakemake import planned_jobs
+
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 # result paths that name a model: <results_dir>/<stage>/<model>/<dataset>.<ext>
@@ -34,18 +36,6 @@ def readme_commands(text: str) -> list[str]:
             if words and words[0] == "snakemake":
                 commands.append(" ".join(shlex.quote(word) for word in words))
     return commands
-
-
-def planned_jobs(output: str) -> dict[str, int]:
-    """``{rule: count}`` from the "Job stats" table of a dry run."""
-    table = output[output.index("Job stats:"):]
-    counts = {}
-    for line in table.splitlines()[3:]:
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].isdigit():
-            break
-        counts[parts[0]] = int(parts[1])
-    return counts
 
 
 def test_command_parser_joins_continuations_and_drops_comments():

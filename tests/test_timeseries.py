@@ -100,14 +100,15 @@ def test_lanczos_passes_a_sinusoid_below_nyquist_at_its_amplitude():
 
 def test_block_units_and_their_counts_equal_a_resample_of_whole_blocks():
     """Slow reference: the count-weighted r of a resample equals np.corrcoef over the concatenated drawn blocks."""
+    from brainalign.bootstrap import unit_counts as unit_resample_counts
     from brainalign.encoding.bootstrap import _resampled_pearson
-    from brainalign.encoding.folds import scan_block_units, unit_resample_counts
+    from brainalign.encoding.folds import scan_block_units
 
     units = scan_block_units(np.array(["a"] * 23 + ["b"] * 7), 5)
     assert units.tolist() == [0] * 5 + [1] * 5 + [2] * 5 + [3] * 5 + [4] * 3 + [5] * 5 + [6] * 2
     rng = np.random.default_rng(1)
     a, b = rng.standard_normal((30, 3)), rng.standard_normal((30, 3))
-    counts = unit_resample_counts([units], 40, seed=3)[0]
+    counts = unit_resample_counts([units], 40, 3)[0]
     assert counts.shape == (40, 30) and np.allclose(counts.sum(1), 30)
     fast = _resampled_pearson(counts, a - a.mean(0), b - b.mean(0))
     labels = np.unique(units)
@@ -137,7 +138,7 @@ def test_block_bootstrap_covers_a_planted_correlation_at_the_nominal_rate():
     units = {size: fold_units(folds, scan_block_units(np.zeros(n, dtype=str), size)) for size in (10, 20)}
     covered = {"blocks of 20": 0, "blocks of 20, unstretched": 0, "blocks of 10": 0, "scans": 0}
     n_sims = 200
-    stretch = bootstrap_module.unit_bootstrap_inflation
+    stretch = bootstrap_module.unit_inflation
     for _ in range(n_sims):
         signal, noise = ar1(rng, n, phi, (1,)), ar1(rng, n, phi, (1,))
         response = weight * signal + noise
@@ -146,11 +147,11 @@ def test_block_bootstrap_covers_a_planted_correlation_at_the_nominal_rate():
         for name, fold_unit in (("blocks of 20", units[20]), ("blocks of 10", units[10]), ("scans", None)):
             low, high = _bootstrap(pairs, 400, seed, units=fold_unit)
             covered[name] += low <= truth <= high
-        bootstrap_module.unit_bootstrap_inflation = lambda units: 1.0
+        bootstrap_module.unit_inflation = lambda units: 1.0
         try:
             low, high = _bootstrap(pairs, 400, seed, units=units[20])
         finally:
-            bootstrap_module.unit_bootstrap_inflation = stretch
+            bootstrap_module.unit_inflation = stretch
         covered["blocks of 20, unstretched"] += low <= truth <= high
     rates = {name: count / n_sims for name, count in covered.items()}
     assert rates["blocks of 20"] >= 0.92, rates  # 0.945 with this seed
@@ -174,7 +175,7 @@ def test_delays_gap_and_block_are_checked_and_recorded():
 
 def test_unit_bootstrap_inflation_is_the_plug_in_variance_correction():
     """sqrt(mean K / (K - 1)) over folds; folds of one unit (nothing to resample) and sample-level bootstraps: 1."""
-    from brainalign.encoding.folds import unit_bootstrap_inflation
+    from brainalign.bootstrap import unit_inflation as unit_bootstrap_inflation
 
     units = [np.repeat(np.arange(4), 18), np.repeat(np.arange(4), 18), np.repeat(np.arange(5), 14)]
     assert unit_bootstrap_inflation(units) == pytest.approx(np.sqrt(np.mean([4 / 3, 4 / 3, 5 / 4])))

@@ -15,6 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.support.snakemake import planned_jobs
+
 REPO = Path(__file__).resolve().parents[1]
 SMALL_CONFIG = REPO / "tests" / "data" / "config_small.yaml"
 
@@ -114,8 +116,6 @@ def test_outputs_of_the_reduced_default(small_run):
 def test_readme_rerun_command_plans_one_models_jobs_in_a_finished_run(small_run):
     """The README's "re-read with the model" command (targets first, then ``--forcerun run_model``) plans, in a
     finished run, that model's one job and the target's encoding and score: nothing else."""
-    from tests.test_readme_commands import planned_jobs
-
     workdir, config = small_run
     result = snakemake(workdir, "-n", "results/scores/all-minilm-l6-v2/tuckute2024.csv", "--forcerun", "run_model",
                        configfile=config)

@@ -58,6 +58,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from brainalign.bootstrap import draw_units, percentile_ci
 from brainalign.errors import BrainalignError
 from brainalign.options import BehaviourOptions
 
@@ -267,8 +268,8 @@ def unit_bootstrap(values: np.ndarray, units: np.ndarray, n_bootstrap: int, seed
     sums, counts = frame["sum"].to_numpy(), frame["count"].to_numpy()
     low = high = float("nan")
     if n_bootstrap > 0 and len(frame) > 1:
-        draws = np.random.default_rng(seed).integers(0, len(frame), (int(n_bootstrap), len(frame)))
-        low, high = np.percentile(sums[draws].sum(axis=1) / counts[draws].sum(axis=1), [2.5, 97.5]).tolist()
+        draws = draw_units(len(frame), n_bootstrap, seed)
+        low, high = percentile_ci(sums[draws].sum(axis=1) / counts[draws].sum(axis=1))
     return {"mean": float(np.mean(values)), "ci_low": float(low), "ci_high": float(high),
             "per_unit": {str(k): float(v) for k, v in (frame["sum"] / frame["count"]).items()}}
 

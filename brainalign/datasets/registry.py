@@ -49,3 +49,16 @@ def get_adapter(name: str) -> ModuleType:
         return ADAPTERS[name]
     except KeyError:
         raise BrainalignError(f"unknown dataset adapter {name!r}; known adapters: {', '.join(sorted(ADAPTERS))}") from None
+
+
+def register_adapter(module: ModuleType) -> ModuleType:
+    """Register an adapter module defined outside this package (a plugin: the config's ``plugins``) under its
+    ``NAME``; it needs what every adapter has (``NAME``, ``KIND``, ``REMOTE_FILES``, ``prepare``)."""
+    missing = [attr for attr in ("NAME", "KIND", "REMOTE_FILES", "prepare") if not hasattr(module, attr)]
+    if missing:
+        raise BrainalignError(f"dataset adapter {module.__name__}: lacks {', '.join(missing)}")
+    if module.KIND not in ("sentence", "timeseries", "reading"):
+        raise BrainalignError(f"dataset adapter {module.__name__}: KIND {module.KIND!r}; expected sentence, timeseries or reading")
+    ADAPTERS[module.NAME] = module
+    return module
+

@@ -198,9 +198,10 @@ def _fit_fold(k, x, y_clean, regressors, train, test, groups, alphas, options: E
 def baseline_gain(x: np.ndarray, y: np.ndarray, baseline: Baseline, groups, overrides: dict, options: EncodingOptions) -> dict:
     """Baseline, joint, gain and variance added of one layer's design ``x`` against responses ``y`` (time series),
     on ``ridge-grouped``'s outer folds, with block-bootstrap CIs (see the module docstring)."""
+    from brainalign.bootstrap import percentile_ci, unit_counts, unit_inflation
     from brainalign.correlation import pearson_columns
     from brainalign.encoding.bootstrap import _resample_counts, _resampled_pearson
-    from brainalign.encoding.folds import fold_units, grouped_folds, unit_bootstrap_inflation, unit_resample_counts
+    from brainalign.encoding.folds import fold_units, grouped_folds
     from brainalign.encoding.protocols.registry import get_protocol
     from brainalign.encoding.ridge import DEFAULT_ALPHAS
 
@@ -234,7 +235,7 @@ def baseline_gain(x: np.ndarray, y: np.ndarray, baseline: Baseline, groups, over
     resampled["joint"] = resampled["baseline"].copy()
     if n_bootstrap > 0:
         counts = (_resample_counts([len(t) for _, _, t in pairs], n_bootstrap, seed) if units is None
-                  else unit_resample_counts(units, n_bootstrap, seed))
+                  else unit_counts(units, n_bootstrap, seed))
         for k, (base, joint, actual) in enumerate(pairs):
             b = actual - actual.mean(0)
             for name, predicted in (("baseline", base), ("joint", joint)):
@@ -244,7 +245,7 @@ def baseline_gain(x: np.ndarray, y: np.ndarray, baseline: Baseline, groups, over
         warnings.simplefilter("ignore", RuntimeWarning)
         draws = {name: np.nanmean(values, axis=1) for name, values in resampled.items()}
     if units is not None:  # few blocks per fold: stretch the draws as bootstrap._bootstrap does
-        inflation = unit_bootstrap_inflation(units)
+        inflation = unit_inflation(units)
         draws = {name: score[name] + inflation * (values - score[name]) for name, values in draws.items()}
     quantities = {
         "baseline": (score["baseline"], draws["baseline"], per_fold["baseline"]),
@@ -256,7 +257,7 @@ def baseline_gain(x: np.ndarray, y: np.ndarray, baseline: Baseline, groups, over
     }
     result = {}
     for name, (value, draw, folds_value) in quantities.items():
-        low, high = (np.nanpercentile(draw, [2.5, 97.5]) if n_bootstrap > 0 and np.isfinite(draw).any() else (np.nan, np.nan))
+        low, high = percentile_ci(draw) if n_bootstrap > 0 else (np.nan, np.nan)
         result[name] = {"score": float(value), "ci_low": float(low), "ci_high": float(high),
                         "fold_scores": [float(v) for v in folds_value]}
     result["joint"]["inner_scores"] = inner

@@ -13,9 +13,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from brainalign.bootstrap import percentile_ci, unit_counts, unit_inflation, within_strata_counts
 from brainalign.correlation import pearson_columns
 from brainalign.encoding.backend import ops_of, to_numpy
-from brainalign.encoding.folds import unit_bootstrap_inflation, unit_resample_counts
 
 
 def _median(r) -> float:
@@ -58,26 +58,15 @@ def _resample_counts(sizes: list[int], n_bootstrap: int, seed: int) -> list[np.n
 
 
 def _draw_resample_counts(sizes: list[int], n_bootstrap: int, seed: int) -> list[np.ndarray]:
-    """The draws are those of a loop over resamples, then folds, each fold drawing ``size`` indices below ``size``
-    (``rng.integers(0, size, size)``): numpy's bounded draws consume the stream value by value, so one call with a
-    per-draw bound in that order gives the same indices without a Python loop of n_bootstrap x folds calls."""
-    rng = np.random.default_rng(seed)
-    sizes = [int(size) for size in sizes]
-    bounds = np.concatenate([np.full(size, size) for size in sizes]) if sizes else np.zeros(0, dtype=int)
-    draws = rng.integers(0, np.tile(bounds, n_bootstrap)).reshape(n_bootstrap, len(bounds))
-    counts, start = [], 0
-    for size in sizes:
-        fold = draws[:, start:start + size] + (np.arange(n_bootstrap) * size)[:, None]
-        counts.append(np.bincount(fold.ravel(), minlength=n_bootstrap * size).reshape(n_bootstrap, size).astype(float))
-        start += size
-    return counts
+    """Each fold's test stimuli resampled within the fold (:func:`brainalign.bootstrap.within_strata_counts`)."""
+    return within_strata_counts(sizes, n_bootstrap, seed)
 
 
 def _bootstrap(pairs, n_bootstrap: int, seed: int, chunk_elements: int = 2_000_000,
                reduce: Callable | None = None, units=None) -> tuple[float, float]:
     """95% percentile CI of the protocol's score, resampling stimuli within each test fold, or with ``units`` (a
-    unit label per test sample of each fold: passages, blocks of scans) whole units (folds.unit_resample_counts),
-    the draws then stretched around the observed score by sqrt(K / (K - 1)) (folds.unit_bootstrap_inflation).
+    unit label per test sample of each fold: passages, blocks of scans) whole units (brainalign.bootstrap.unit_counts),
+    the draws then stretched around the observed score by sqrt(K / (K - 1)) (brainalign.bootstrap.unit_inflation).
 
     The draws are those of resampling each fold in turn, resample after resample; the correlations of up to
     ``chunk_elements / neuroids`` resamples are computed together (:func:`_resampled_pearson`). ``reduce``: the
@@ -85,7 +74,7 @@ def _bootstrap(pairs, n_bootstrap: int, seed: int, chunk_elements: int = 2_000_0
     if n_bootstrap <= 0:
         return float("nan"), float("nan")
     counts = (_resample_counts([len(actual) for _, actual in pairs], n_bootstrap, seed) if units is None
-              else unit_resample_counts(units, n_bootstrap, seed))
+              else unit_counts(units, n_bootstrap, seed))
     medians = np.empty((n_bootstrap, len(pairs)))
     observed = np.empty(len(pairs))
     for k, (predicted, actual) in enumerate(pairs):
@@ -109,8 +98,7 @@ def _bootstrap(pairs, n_bootstrap: int, seed: int, chunk_elements: int = 2_000_0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         values = np.nanmean(medians, axis=1)
-        if units is not None:  # a few units per fold: their bootstrap understates the spread (folds.unit_bootstrap_inflation)
+        if units is not None:  # a few units per fold: their bootstrap understates the spread (bootstrap.unit_inflation)
             score = np.nanmean(observed)
-            values = score + unit_bootstrap_inflation(units) * (values - score)
-    low, high = np.nanpercentile(values, [2.5, 97.5])
-    return float(low), float(high)
+            values = score + unit_inflation(units) * (values - score)
+    return percentile_ci(values)

@@ -26,6 +26,7 @@ import logging
 
 import numpy as np
 
+from brainalign.bootstrap import draw_units, percentile_ci
 from brainalign.correlation import pearson_columns, spearman_brown, split_half_r
 from brainalign.io import write_json
 from brainalign.options import CeilingOptions
@@ -138,14 +139,13 @@ def isc_ceiling(responses: np.ndarray, n_bootstrap: int = 100, seed: int = 0) ->
     isc = np.nanmean(loso, axis=0)
     rho = subject_reliability(isc, n_subjects)
     subject, group = np.sqrt(rho), np.sqrt(spearman_brown(rho, n_subjects))
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, n_subjects, (n_bootstrap, n_subjects))
+    draws = draw_units(n_subjects, n_bootstrap, seed)  # subjects, with replacement
     with np.errstate(invalid="ignore"):
         boot_rho = subject_reliability(np.nanmean(loso[draws], axis=1), n_subjects)  # resamples x neuroids
     boot_subject = np.nanmedian(np.sqrt(boot_rho), axis=1)
     boot_group = np.nanmedian(np.sqrt(spearman_brown(boot_rho, n_subjects)), axis=1)
-    ci = lambda values: [float(v) for v in np.nanpercentile(values, [2.5, 97.5])]  # noqa: E731
-    per_ci = np.nanpercentile(np.sqrt(boot_rho), [2.5, 97.5], axis=0)
+    ci = lambda values: list(percentile_ci(values))  # noqa: E731
+    per_ci = np.array(percentile_ci(np.sqrt(boot_rho), axis=0))
     return {"ceiling": float(np.nanmedian(subject)), "ci": ci(boot_subject),
             "group_mean_ceiling": float(np.nanmedian(group)), "group_mean_ci": ci(boot_group),
             "isc": float(np.nanmedian(isc)), "per_neuroid": subject.tolist(), "per_neuroid_ci": per_ci.T.tolist(),

@@ -102,40 +102,6 @@ def scan_block_units(groups: np.ndarray, block: int) -> np.ndarray:
     return units
 
 
-def unit_resample_counts(units: list[np.ndarray], n_bootstrap: int, seed: int) -> list[np.ndarray]:
-    """For each test fold (``units[k]``: a resampling unit per test sample: a passage, a block of scans), the
-    (resamples x samples) counts of a cluster bootstrap: each resample draws the fold's units with replacement,
-    as many as it has, and every sample counts as often as its unit was drawn. Units of unequal size make a
-    resample's total differ from the fold's size; each row is rescaled to sum to the fold's size, which leaves its
-    weighted Pearson r unchanged and is what ``bootstrap._resampled_pearson`` assumes."""
-    rng = np.random.default_rng(seed)
-    counts = []
-    for labels in units:
-        _, inverse = np.unique(np.asarray(labels), return_inverse=True)
-        n_units = int(inverse.max()) + 1 if len(inverse) else 0
-        drawn = np.zeros((n_bootstrap, max(n_units, 1)))
-        if n_units:
-            draws = rng.integers(0, n_units, (n_bootstrap, n_units))
-            np.add.at(drawn, (np.repeat(np.arange(n_bootstrap), n_units), draws.ravel()), 1.0)
-        if not n_units:
-            counts.append(np.zeros((n_bootstrap, 0)))
-            continue
-        weights = drawn[:, inverse]
-        counts.append(weights * (len(inverse) / weights.sum(1, keepdims=True)))
-    return counts
-
-
-def unit_bootstrap_inflation(units: list[np.ndarray]) -> float:
-    """sqrt of the mean over test folds of K / (K - 1), K the fold's resampling units: the factor by which a
-    bootstrap over K units understates the spread of a statistic of K units ((K - 1) / K of its variance, the
-    plug-in variance's bias). Negligible for sentences (dozens of passages per fold), it matters for a time series
-    cut into a few blocks per fold (5 folds of 72 scans, blocks of 20: K = 4). The CIs stretch their draws by it
-    around the observed score; with blocks of 20 the coverage of a planted correlation under AR(1) noise goes from
-    0.89 to 0.94 (tests/test_timeseries.py)."""
-    ratios = [k / (k - 1) for k in (len(np.unique(labels)) for labels in units) if k > 1]
-    return float(np.sqrt(np.mean(ratios))) if ratios else 1.0
-
-
 def fold_units(folds, units: np.ndarray | None) -> list[np.ndarray] | None:
     """Each test fold's resampling units (``units``: one label per sample), or None where every test sample is its
     own unit (then the bootstrap resamples samples, with the draws it always made)."""

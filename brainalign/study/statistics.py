@@ -23,6 +23,8 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from brainalign.bootstrap import draw_units, percentile_ci
+
 ID_COLUMNS = {"model", "family", "instruction_tuned", "vanilla_base_model", "trained", "kind", "source", "model_id",
               "revision", "quantization", "n_layers"}
 
@@ -51,10 +53,8 @@ def bootstrap_mean_ci(values, n_bootstrap: int = 10000, *, seed: int) -> tuple[f
     v = v[np.isfinite(v)]
     if len(v) < 2:
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, len(v), size=(n_bootstrap, len(v)))].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return float(low), float(high)
+    means = v[draw_units(len(v), n_bootstrap, seed)].mean(axis=1)  # the pairs, with replacement
+    return percentile_ci(means)
 
 
 def benjamini_hochberg(p_values) -> np.ndarray:

@@ -7,6 +7,7 @@ from brainalign import resources as brainalign_resources
 from brainalign.behaviour.surprisal import surprisal_reading
 from brainalign.config import dataset_specs, load_and_check, model_specs
 from brainalign.errors import BrainalignError
+from brainalign.plugins import load_plugins
 from brainalign.runner import export_package_path
 
 export_package_path()  # jobs in per-rule conda environments (--sdm conda) import the same package
@@ -18,6 +19,7 @@ def _load_workflow_config():
     from brainalign.models.session import check_model_available
 
     try:
+        load_plugins(config.get("plugins"))  # before the check: plugins register sources, protocols, adapters
         load_and_check(config, known_adapters=ADAPTERS)
         for spec in model_specs(config).values():
             check_model_available(spec)
