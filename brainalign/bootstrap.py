@@ -11,9 +11,15 @@ The schemes:
 * :func:`unit_counts`: whole units (passages, blocks of scans) within each stratum, as counts per sample, and
   :func:`unit_inflation`, the small-K correction of their spread.
 * :func:`draw_crossed`: rows and columns of a crossed design (readers x texts) resampled independently: the
-  pigeonhole bootstrap (McCullagh 2000; Owen 2007), which keeps both sources of variance and errs wide.
+  pigeonhole bootstrap (McCullagh 2000; Owen 2007), which keeps both sources of variance and errs wide
+  (:func:`crossed_pooled_means` on the per-cell sums and counts of :func:`cell_table`; its columns, when nested in
+  groups, drawn in two levels by :func:`unit_weights`).
 * :func:`two_level_counts`: units of a first level (subjects), then units of a second level inside each drawn one
   (blocks of scans): the population the first level samples, with the within-unit noise kept.
+* :func:`cluster_members`: the members (response columns) of whole clusters (subjects) drawn with replacement, for
+  a statistic over members (the median over columns); with :func:`unit_counts`' blocks of scans, drawn once and
+  shared by the drawn subjects, the time-series CI crosses subjects and stretches of story
+  (encoding.baseline.resampled_fold_scores).
 
 :func:`percentile_ci` reads the 95% percentile interval of any of them. docs/statistics.md lists every interval
 the project reports, its scheme, and its coverage measured on planted data.
@@ -93,14 +99,59 @@ def draw_crossed(n_rows: int, n_cols: int, n_bootstrap: int, seed_or_rng) -> tup
     return rng.integers(0, n_rows, (n_bootstrap, n_rows)), rng.integers(0, n_cols, (n_bootstrap, n_cols))
 
 
-def crossed_pooled_means(sums: np.ndarray, counts: np.ndarray, n_bootstrap: int, seed_or_rng) -> np.ndarray:
+def cell_table(values, rows, cols) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per-observation ``values`` with a row label (reader) and a column label (text unit) each, as the (rows x
+    columns) tables of per-cell sums and counts that :func:`crossed_pooled_means` takes, and the sorted labels of
+    the rows and columns (labels of one kind: all strings, or all numbers)."""
+    import pandas as pd  # hash-based factorising: np.unique sorts every label, which dominates on long tables
+
+    values = np.asarray(values, dtype=float)
+    row_index, row_labels = pd.factorize(np.asarray(rows), sort=True)
+    col_index, col_labels = pd.factorize(np.asarray(cols), sort=True)
+    row_labels, col_labels = np.asarray(row_labels), np.asarray(col_labels)
+    sums, counts = np.zeros((len(row_labels), len(col_labels))), np.zeros((len(row_labels), len(col_labels)))
+    np.add.at(sums, (row_index, col_index), values)
+    np.add.at(counts, (row_index, col_index), 1.0)
+    return sums, counts, row_labels, col_labels
+
+
+def unit_weights(n_units: int, n_bootstrap: int, seed_or_rng, groups=None) -> np.ndarray:
+    """(resamples x units) how often each unit is drawn: the units with replacement (:func:`draw_units`), or, with
+    ``groups`` (one label per unit: the story of each sentence), the groups with replacement and then, inside each
+    drawn group, its units with replacement (the scheme of :func:`two_level_counts`, vectorised: all groups of all
+    resamples in one draw, then all their units in one more, each bounded by its group's size; sentences that share
+    a story share its variance, which a draw of sentences alone leaves out)."""
+    n_bootstrap, n_units = int(n_bootstrap), int(n_units)
+    if groups is None:
+        draws = draw_units(n_units, n_bootstrap, seed_or_rng)
+        return np.stack([np.bincount(d, minlength=n_units) for d in draws]).astype(float).reshape(n_bootstrap, n_units)
+    rng = rng_of(seed_or_rng)
+    _, group_of = np.unique(np.asarray(groups), return_inverse=True)
+    members = np.argsort(group_of, kind="stable")  # units, group by group
+    sizes = np.bincount(group_of)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    drawn = rng.integers(0, len(sizes), (n_bootstrap, len(sizes))).ravel()  # groups, resample by resample
+    bounds = np.repeat(sizes[drawn], sizes[drawn])  # one draw per unit of each drawn group, below its size
+    units = members[np.repeat(starts[drawn], sizes[drawn]) + rng.integers(0, bounds)]
+    resample = np.repeat(np.repeat(np.arange(n_bootstrap), len(sizes)), sizes[drawn])
+    return np.bincount(resample * n_units + units, minlength=n_bootstrap * n_units).reshape(n_bootstrap, n_units).astype(float)
+
+
+def crossed_pooled_means(sums: np.ndarray, counts: np.ndarray, n_bootstrap: int, seed_or_rng, col_groups=None) -> np.ndarray:
     """The pooled mean (sum of values / number of observations) in each crossed resample of a (rows x columns)
     table of per-cell ``sums`` and ``counts`` (empty cells 0): a resample's weight of cell (i, j) is how often row
-    i times how often column j was drawn."""
+    i times how often column j was drawn. With ``col_groups`` (a label per column: sentences nested in stories) the
+    columns are drawn in two levels (:func:`unit_weights`); without, as :func:`draw_crossed` draws them."""
     sums, counts = np.asarray(sums, dtype=float), np.asarray(counts, dtype=float)
-    rows, cols = draw_crossed(sums.shape[0], sums.shape[1], n_bootstrap, seed_or_rng)
-    row_weights = np.stack([np.bincount(r, minlength=sums.shape[0]) for r in rows]).astype(float)
-    col_weights = np.stack([np.bincount(c, minlength=sums.shape[1]) for c in cols]).astype(float)
+    if col_groups is not None:
+        rng = rng_of(seed_or_rng)
+        rows = rng.integers(0, sums.shape[0], (n_bootstrap, sums.shape[0]))
+        row_weights = np.stack([np.bincount(r, minlength=sums.shape[0]) for r in rows]).astype(float)
+        col_weights = unit_weights(sums.shape[1], n_bootstrap, rng, col_groups)
+    else:
+        rows, cols = draw_crossed(sums.shape[0], sums.shape[1], n_bootstrap, seed_or_rng)
+        row_weights = np.stack([np.bincount(r, minlength=sums.shape[0]) for r in rows]).astype(float)
+        col_weights = np.stack([np.bincount(c, minlength=sums.shape[1]) for c in cols]).astype(float)
     total = np.einsum("bi,ij,bj->b", row_weights, sums, col_weights)
     number = np.einsum("bi,ij,bj->b", row_weights, counts, col_weights)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -123,6 +174,21 @@ def two_level_counts(first: np.ndarray, second: np.ndarray, n_bootstrap: int, se
             drawn = np.bincount(rng.integers(0, len(labels), len(labels)), minlength=len(labels))
             weights[b, members[unit]] += drawn[inverse]
     return weights
+
+
+def cluster_members(labels, n_bootstrap: int, seed_or_rng) -> np.ndarray:
+    """(resamples x draws * largest cluster) indices of the members of whole clusters drawn with replacement
+    (``labels``: every member's cluster, e.g. the subject of each response column): each resample draws as many
+    clusters as there are (:func:`draw_units`) and lists each drawn cluster's members, so a cluster drawn twice
+    counts twice in a statistic over members. Clusters smaller than the largest are padded with -1 (the caller maps
+    it to a value its statistic skips, a NaN)."""
+    _, inverse = np.unique(np.asarray(labels), return_inverse=True)
+    n_clusters = int(inverse.max()) + 1 if len(inverse) else 0
+    members = [np.flatnonzero(inverse == c) for c in range(n_clusters)]
+    table = np.full((n_clusters, max((len(m) for m in members), default=0)), -1, dtype=np.int64)
+    for c, m in enumerate(members):
+        table[c, :len(m)] = m
+    return table[draw_units(n_clusters, n_bootstrap, seed_or_rng)].reshape(int(n_bootstrap), -1)
 
 
 def percentile_ci(values, axis=None) -> tuple:

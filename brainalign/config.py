@@ -16,8 +16,8 @@ from typing import Any
 import yaml
 
 from brainalign.errors import BrainalignError
+from brainalign.schema import SCHEMA_PATH, model_entry, schema_default
 
-SCHEMA_PATH = Path(__file__).resolve().parent / "schemas" / "config.schema.yaml"
 
 class ConfigError(BrainalignError):
     """The configuration is invalid; the message names the field."""
@@ -93,8 +93,10 @@ def validate_schema(config: dict, schema_path: str | Path = SCHEMA_PATH) -> dict
     return config
 
 
-def check_semantics(config: dict, known_adapters: dict | None = None) -> None:
-    """Checks the schema cannot express; raise ConfigError naming the field."""
+def check_semantics(config: dict, known_adapters: dict | None = None, base_dir: str | Path | None = None) -> None:
+    """Checks the schema cannot express; raise ConfigError naming the field. With ``base_dir`` (the workflow passes
+    the Snakefile's folder), every dataset's ``local_dir`` must exist, found as the fetch step finds it
+    (:func:`check_local_dirs`)."""
     get_source = _source_registry().get_source
 
     names: dict[str, int] = {}
@@ -137,19 +139,41 @@ def check_semantics(config: dict, known_adapters: dict | None = None) -> None:
                 f"config.datasets[{i}].adapter: unknown adapter {dataset['adapter']!r} "
                 f"(known: {', '.join(sorted(known_adapters))})"
             )
+    if base_dir is not None:
+        check_local_dirs(config, base_dir)
+
+
+def check_local_dirs(config: dict, base_dir: str | Path | None = None) -> None:
+    """Every dataset's ``local_dir`` is a folder, found as the fetch step finds it
+    (:func:`brainalign.datasets.fetch.resolve_local_dir`: as given, or relative to the working directory, else
+    relative to ``base_dir``), so a wrong path stops the run at config load, not in its fetch job."""
+    from brainalign.datasets.fetch import resolve_local_dir
+
+    for i, dataset in enumerate(config["datasets"]):
+        local_dir = dataset.get("local_dir")
+        if not local_dir:
+            continue
+        found = resolve_local_dir(local_dir, base_dir)
+        if not found.is_dir():
+            looked = [Path(local_dir).absolute()] + ([] if Path(local_dir).is_absolute() or base_dir is None
+                                                     else [(Path(base_dir) / local_dir).absolute()])
+            raise ConfigError(f"config.datasets[{i}].local_dir: folder {local_dir!r} of dataset {dataset['name']!r} does not exist "
+                              f"(looked for {' and '.join(map(str, dict.fromkeys(looked)))})")
 
 
 def _check_extras_layers(config: dict) -> None:
     """``encoding.extras_layers: selected`` keeps the full layer profile of the first protocol only, so that protocol
     must be the one the headline reads (``analysis.headline.brain_protocol``, or the dataset's entry in
     ``dataset_protocols``)."""
+    from brainalign.study.tables import Headline  # the headline's defaults (study imports nothing of this module)
+
     headline = (config.get("analysis") or {}).get("headline") or {}
     for i, dataset in enumerate(config["datasets"]):
         options = encoding_options(config, dataset["name"])
-        if options.get("extras_layers", "all") != "selected":
+        if options.get("extras_layers", schema_default("encoding", "extras_layers")) != "selected":
             continue
-        protocols = options.get("protocols") or ["ridge-grouped", "brainscore-2023"]
-        wanted = (headline.get("dataset_protocols") or {}).get(dataset["name"], headline.get("brain_protocol", "ridge-grouped"))
+        protocols = options.get("protocols") or schema_default("encoding", "protocols")
+        wanted = (headline.get("dataset_protocols") or {}).get(dataset["name"], headline.get("brain_protocol", Headline().brain_protocol))
         if protocols[0] != wanted:
             raise ConfigError(f"config.encoding.extras_layers: selected needs the headline protocol {wanted!r} first in "
                               f"encoding.protocols for dataset {dataset['name']!r} (datasets[{i}]), got {protocols[0]!r}")
@@ -189,11 +213,50 @@ def encoding_options(config: dict, dataset: str) -> dict:
     return {**config.get("encoding", {}), **(spec.get("encoding") or {})}
 
 
-def load_and_check(config: dict, known_adapters: dict | None = None) -> dict:
-    """Schema + semantic checks; returns the config with defaults filled in."""
+def load_and_check(config: dict, known_adapters: dict | None = None, base_dir: str | Path | None = None) -> dict:
+    """Schema + semantic checks (with ``base_dir``, the datasets' ``local_dir`` too: :func:`check_semantics`);
+    returns the config with defaults filled in."""
     validate_schema(config)
-    check_semantics(config, known_adapters)
+    check_semantics(config, known_adapters, base_dir)
     return config
+
+
+def load_config_file(path) -> dict:
+    """A YAML config file as a dict; a missing file, a YAML syntax error (naming the file, line and column) or a
+    file that is not a mapping of keys is one ConfigError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: {yaml_error_line(error)}") from None
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys (models:, datasets:, ...), got a {type(config).__name__}")
+    return config
+
+
+def yaml_error_line(error) -> str:
+    """A YAML error in one line: where (line and column, 1-based) and what (PyYAML's problem and its context)."""
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    problem = getattr(error, "problem", None) or str(error).strip().splitlines()[0]
+    context = getattr(error, "context", None)
+    return f"{where}YAML syntax error: {problem}" + (f" ({context})" if context else "")
+
+
+def merge_configs(base: dict, update: dict) -> dict:
+    """``update`` over ``base`` as Snakemake merges ``--configfile`` over the Snakefile's config: mappings merge key by
+    key, anything else (a list included: ``models:`` replaces the default's) is replaced."""
+    merged = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_configs(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
 
 
 def model_specs(config: dict) -> dict[str, dict]:
@@ -201,7 +264,7 @@ def model_specs(config: dict) -> dict[str, dict]:
     specs = {}
     for model in config["models"]:
         spec = dict(model)
-        spec.setdefault("seed", config.get("seed", 0))
+        spec.setdefault("seed", config.get("seed", schema_default("seed")))
         specs[spec["name"]] = spec
     return specs
 
@@ -222,17 +285,17 @@ def models_table(config: dict, properties_csv: str | Path | None = None):
 
     registry = _source_registry()
     rows = []
-    matmul = (config.get("extraction") or {}).get("matmul_dtype", "float32")
-    for model in config["models"]:
-        dtype = model.get("dtype", "float32")
+    matmul = (config.get("extraction") or {}).get("matmul_dtype", schema_default("extraction", "matmul_dtype"))
+    for model in map(model_entry, config["models"]):
+        dtype = model["dtype"]
         products = products_dtype(dtype, matmul)
         row: dict[str, Any] = {
             "model": model["name"],
             "family": model.get("family", ""),
-            "instruction_tuned": int(bool(model.get("instruction_tuned", False))),
+            "instruction_tuned": int(bool(model["instruction_tuned"])),
             "vanilla_base_model": model.get("base_model") or model["name"],
             "n_params": model.get("n_params", math.nan),
-            "trained": int(bool(model.get("trained", True))),
+            "trained": int(bool(model["trained"])),
             "kind": model["kind"],
             "source": model["source"],
             "model_id": registry.model_id(model),

@@ -51,12 +51,13 @@ def rebuild_command(path: str | os.PathLike, rule: str) -> str:
 
 
 @contextlib.contextmanager
-def open_hdf5(path: str | os.PathLike, rule: str) -> Iterator:
+def open_hdf5(path: str | os.PathLike, rule: str, target: str | os.PathLike | None = None) -> Iterator:
     """Open an intermediate HDF5 file (shard, prepared dataset) for reading.
 
     A missing, truncated or corrupt file, found on opening or while reading inside the block, is one
     :class:`~brainalign.errors.BrainalignError` naming the file and the command that rebuilds it with ``rule``,
-    instead of h5py's traceback."""
+    instead of h5py's traceback. ``target``: the rule's output that holds the file, when it is not the file itself
+    (a prepared dataset's folder: Snakemake knows no rule for a file inside a folder output)."""
     import h5py
 
     from brainalign.errors import BrainalignError
@@ -67,7 +68,7 @@ def open_hdf5(path: str | os.PathLike, rule: str) -> Iterator:
     except (OSError, KeyError) as error:
         reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise BrainalignError(f"{path}: unreadable ({reason}): the file is truncated or corrupt; rebuild it with "
-                              f"`{rebuild_command(path, rule)}`") from error
+                              f"`{rebuild_command(target or path, rule)}`") from error
 
 
 def file_hash(path: str | os.PathLike, algorithm: str = "sha256") -> str:

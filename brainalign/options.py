@@ -222,6 +222,7 @@ class EncodingOptions(StageOptions):
     gap: int
     bootstrap_block: int
     baseline: bool
+    baseline_band_ratios: tuple[float, ...]
     pca_components: int
     skip_first_words: int
     trim_run_edges: tuple[int, ...]

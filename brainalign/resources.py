@@ -25,6 +25,8 @@ Imports nothing heavy: the Snakefile imports it.
 
 from __future__ import annotations
 
+from brainalign.schema import model_entry
+
 #: host memory per parameter (bytes) when a model is loaded in this dtype: weights + overhead
 BYTES_PER_PARAM = {"float32": 4.5, "float16": 2.5, "bfloat16": 2.5}
 ACTIVATIONS_MB = 4000
@@ -49,14 +51,15 @@ def weights_mem_mb(n_params: float, dtype: str) -> float:
 
 def needs_float32_on_retry(spec: dict) -> bool:
     """Whether the job may reload the model in float32 (half-precision dtype and retry_float32_on_nonfinite)."""
-    return spec.get("dtype", "float32") in HALF_DTYPES and bool(spec.get("retry_float32_on_nonfinite", True))
+    spec = model_entry(spec)
+    return spec["dtype"] in HALF_DTYPES and bool(spec["retry_float32_on_nonfinite"])
 
 
 def model_mem_mb(spec: dict, attempt: int = 1) -> int:
     """Memory (MB) of a job that loads the model: its dtype's need times ``attempt``; from the second attempt on,
     at least the float32 need when the job may reload in float32."""
     n_params = _n_params(spec)
-    need = weights_mem_mb(n_params, spec.get("dtype", "float32")) * attempt
+    need = weights_mem_mb(n_params, model_entry(spec)["dtype"]) * attempt
     if attempt >= 2 and needs_float32_on_retry(spec):
         need = max(need, weights_mem_mb(n_params, "float32"))
     return int(need)

@@ -65,3 +65,16 @@ def model_specs() -> dict:
 
     config = yaml.safe_load((REPO_ROOT / "config" / "config.yaml").read_text())
     return {m["name"]: dict(m, seed=0) for m in config["models"]}
+
+
+@pytest.fixture(scope="session")
+def small_run(tmp_path_factory) -> tuple[Path, Path]:
+    """One finished run of the workflow on the reduced default (tests/data/config_small.yaml, a few minutes),
+    shared by every test that needs one (tests/test_workflow.py, tests/test_faults.py): its folder and config.
+    Tests that inject faults work on a copy (``tests.support.workflow.copy_run``)."""
+    from tests.support.workflow import small_config, snakemake
+
+    workdir = tmp_path_factory.mktemp("workflow")
+    config = small_config(workdir)
+    snakemake(workdir, "--cores", "2", configfile=config)
+    return workdir, config

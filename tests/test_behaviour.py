@@ -117,6 +117,30 @@ def test_lag_analysis_finds_a_planted_spillover():
     assert aligned["exclusions"]["first_in_sentence"] == 200 and aligned["exclusions"]["last_in_sentence"] == 200
 
 
+def test_the_r_interval_resamples_whole_sentences_inside_stories():
+    """The default protocol's r CI draws stories, then sentences inside them, never single words: each resample's r
+    is the r of the expanded words; with noise the words of a sentence share, it is wider than a word bootstrap."""
+    from brainalign.behaviour.scoring import unit_pearson_ci
+    from brainalign.bootstrap import unit_weights
+
+    rng = np.random.default_rng(6)
+    sentence = np.repeat(np.arange(60), 10)
+    units, stories = np.array([f"s{j:03d}" for j in sentence]), np.array([f"t{j // 20}" for j in sentence])
+    shared = rng.standard_normal(60)[sentence]
+    x, y = shared + 0.5 * rng.standard_normal(600), 0.5 * shared + rng.standard_normal(600)
+    low, high = unit_pearson_ci(x, y, units, 300, seed=2, groups=stories)
+    expanded = []
+    for weights in unit_weights(60, 300, 2, np.array([f"t{j // 20}" for j in range(60)])):
+        words = np.repeat(np.arange(600), weights[sentence].astype(int))
+        expanded.append(np.corrcoef(x[words], y[words])[0, 1])
+    assert (low, high) == pytest.approx(tuple(np.percentile(expanded, [2.5, 97.5])), rel=1e-9)
+    words = [np.corrcoef(x[i], y[i])[0, 1] for i in (rng.integers(0, 600, 600) for _ in range(300))]
+    assert high - low > 1.5 * np.subtract(*np.percentile(words, [97.5, 2.5]))
+    surprisal = rng.gamma(2.0, 2.0, 200)
+    entry = behaviour_scores(surprisal, reading_dataset(surprisal, rng), {"n_bootstrap": 50, "regression": False})["measures"]["rt"]
+    assert entry["ci_resamples"] == "groups, then sentences within each (two-level)" and entry["ci_low"] < entry["r"] < entry["ci_high"]
+
+
 def test_split_half_rt_ceiling_matches_known_reliability():
     rng = np.random.default_rng(1)
     n_subjects, noise = 20, 2.0

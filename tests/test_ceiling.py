@@ -106,6 +106,52 @@ def test_isc_ceiling_is_stable_where_the_extrapolation_fit_is_not():
     assert np.nanmax(np.abs(extrapolated)) > 0.95  # the per-neuroid curve fit hits its bounds
 
 
+def _moving_subjects(n_subjects=10, n_scans=400, rho=(0.1, 0.2), motion_gain=1.0, seed=0):
+    """A time series whose subjects share a response (two subjects correlate at ``rho``) plus head motion locked to
+    the stimulus: every subject's two movement traces = a component common to all (they move at the same moments of
+    the story) + their own, so each subject's trace correlates ~0.7 with the subjects' mean (a per-subject confound,
+    not a shared stimulus regressor); the motion reaches the responses with ``motion_gain``."""
+    from tests.support.timeseries import ar1
+
+    rng = np.random.default_rng(seed)
+    responses = _shared_plus_noise(n_subjects, n_scans, list(rho), seed=seed)
+    common = ar1(rng, n_scans, 0.9, (2,))
+    motion = np.stack([common + ar1(rng, n_scans, 0.9, (2,)) for _ in range(n_subjects)])
+    responses = responses + motion_gain * motion[:, :, :1] * np.array([1.0, -0.8])
+    words = pd.DataFrame({"stimulus_id": ["w0"], "text": ["a"], "group": ["s"], "position": [0], "onset": [0.0], "offset": [0.1]})
+    return PreparedDataset(words, responses.astype(np.float32), [f"s{i}" for i in range(n_subjects)], ["a", "b"],
+                           np.arange(n_scans) * 2.0, np.array(["s"] * n_scans, dtype=object), motion.astype(np.float32),
+                           {"name": "moving", "kind": "timeseries", "tr": 2.0, "nuisance_names": ["rp_x", "rp_y"]})
+
+
+def test_time_series_ceiling_is_computed_on_the_responses_the_scores_use():
+    """Stimulus-locked head motion is shared between subjects, so it inflates the raw ISC (here 0.55-0.6 against a
+    planted 0.32-0.45); the baseline and joint scores are computed on responses cleaned of each subject's motion, so
+    the ceiling is too: it recovers the planted sqrt(rho), keeps the raw ISC beside, says which one normalises, and
+    its cleaned responses are exactly the columns the scores use (encoding.baseline.clean_confounds). Before, the
+    ceiling was the raw responses' ISC."""
+    from brainalign.encoding.baseline import baseline_design, clean_confounds, cleaned_responses
+    from brainalign.encoding.design import responses_matrix
+    from brainalign.options import EncodingOptions
+
+    rho = np.array([0.1, 0.2])
+    dataset = _moving_subjects(rho=tuple(rho))
+    result = compute_ceiling(dataset, {"n_bootstrap": 50})
+    assert result["method"] == "isc" and result["responses"] == "confound-cleaned" and result["confounds"] == ["rp_x", "rp_y"]
+    np.testing.assert_allclose(result["isc"]["per_neuroid"], np.sqrt(rho), atol=0.05)
+    assert result["ceiling"] == pytest.approx(float(np.median(np.sqrt(rho))), abs=0.04)
+    assert result["raw_ceiling"] == result["raw_isc"]["ceiling"] > result["ceiling"] + 0.15  # motion shared: inflated
+    assert "cleaned" in result["note"]
+    # the same cleaning as the scores': column by column
+    y, names, _ = responses_matrix(dataset)
+    scored = clean_confounds(y, baseline_design(dataset, names, EncodingOptions.from_dict({})), dataset.sample_groups)
+    cleaned, confounds = cleaned_responses(dataset)
+    np.testing.assert_allclose(np.transpose(cleaned, (1, 0, 2)).reshape(len(y), -1), scored, atol=1e-8)
+    # without the baseline (only raw scores), the raw responses' ISC normalises
+    raw = compute_ceiling(dataset, {"n_bootstrap": 50, "encoding": {"baseline": False}})
+    assert raw["responses"] == "raw" and raw["ceiling"] == pytest.approx(result["raw_ceiling"]) and "raw_isc" not in raw
+
+
 def test_time_series_ceiling_is_the_isc_by_default():
     responses = _shared_plus_noise(6, 200, [0.1, 0.3], seed=1).astype(np.float32)
     dataset = PreparedDataset(pd.DataFrame({"stimulus_id": ["w0"], "text": ["a"], "group": ["s"], "position": [0], "onset": [0.0],
@@ -114,4 +160,4 @@ def test_time_series_ceiling_is_the_isc_by_default():
                               {"name": "ts", "kind": "timeseries", "tr": 2.0})
     result = compute_ceiling(dataset, {"method": "auto", "n_bootstrap": 50})
     assert result["method"] == "isc" and result["ceiling"] == result["isc"]["ceiling"] and len(result["ci"]) == 2
-    assert "normalises" in result["note"]
+    assert "normalises" in result["note"] and result["responses"] == "raw" and "raw_isc" not in result

@@ -356,6 +356,11 @@ def test_nested_layer_choice_finds_the_informative_layer(tmp_path):
     best = table[(table["selection"] == "best") & (table["metric"] == "linear")]
     nested = table[(table["selection"] == "nested")]
     assert set(best["layer"]) == {"l1"} and set(nested["layer"]) == {"l1"}
+    # the nested row's CI is its own estimator's (here l1 in every fold: l1's CI, up to the float32 draws it is read from)
+    for protocol in ("ridge-grouped", "brainscore-2023"):
+        n_row, b_row = (part[part["protocol"] == protocol].iloc[0] for part in (nested, best))
+        assert n_row["ci_low"] < n_row["raw_r"] < n_row["ci_high"]
+        assert (n_row["ci_low"], n_row["ci_high"]) == pytest.approx((b_row["ci_low"], b_row["ci_high"]), abs=2e-6)
     ridge = best[best["protocol"] == "ridge-grouped"].iloc[0]
     assert abs(ridge["normalised"] - ridge["raw_r"] / 0.8) < 1e-12
     assert len(table[(table["selection"] == "layer") & (table["metric"] == "linear")]) == 6

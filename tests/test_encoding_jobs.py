@@ -59,6 +59,10 @@ def test_parts_cover_every_layer_once_and_score_the_same(shard_and_dataset, tmp_
                             LAYERS)
     pd.testing.assert_frame_equal(one, two)
     assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "two.csv").read_bytes()
+    # every part resamples with the same draws, so the nested choice's CI (the chosen layers' draws combined fold by
+    # fold, across parts) is the one-job CI, and it exists for every protocol
+    nested = one[one["selection"] == "nested"]
+    assert set(nested["protocol"]) == {"ridge-grouped", "brainscore-2023"} and nested[["ci_low", "ci_high"]].notna().all().all()
 
 
 def test_a_killed_job_resumes_from_its_finished_layers(shard_and_dataset, tmp_path, monkeypatch):

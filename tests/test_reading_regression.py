@@ -1,11 +1,15 @@
 """The reading-regression protocol (brainalign.behaviour.reading_regression): a planted surprisal effect with spillover is
 recovered, a surprisal that only re-encodes word length gets ~0 delta log-likelihood although its Pearson r is
 large, the lag check fires on reading times shifted by one word, the log-likelihoods are statsmodels' own, and the
-protocol runs on the real Natural Stories and Frank 2013 data through the behaviour step."""
+protocol runs on the real Natural Stories and Frank 2013 data through the behaviour step. On the shipped corpora,
+with SmolLM2-135M's stored surprisal (tests/data/surprisal), the symmetric lag check is silent on the aligned reading
+times and fires on Natural Stories' shifted by one word; a surprisal that re-encodes word form does not fire. The
+intervals' coverage on planted crossed data: tests/test_coverage_reading.py."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -65,7 +69,9 @@ OPTIONS = {"regression_folds": 5, "regression_spillover": 2, "regression_languag
 def test_planted_surprisal_slope_and_lag1_spillover_are_recovered(vocabulary):
     stimuli, surprisal, rts = synthetic(vocabulary)
     result = reading_regression(stimuli, surprisal, rts, subjects=[f"p{i}" for i in range(len(rts))], options=OPTIONS)
-    assert result["applicable"] and result["estimator"].startswith("MixedLM") and result["ci_across"] == "readers"
+    assert result["applicable"] and result["estimator"].startswith("MixedLM")
+    assert result["ci_resamples"] == "readers x sentences (crossed)"  # every reader reads the same sentences
+    assert result["coef_ci_method"] == "Wald, t(5), two-way cluster-robust SE (readers, sentences)"
     assert result["surprisal_coef"] == pytest.approx(20.0, abs=1.5)
     profile = result["spillover_profile"]
     assert profile["1"]["coef"] == pytest.approx(12.0, abs=1.5) and profile["1"]["ci_low"] > 5
@@ -95,7 +101,8 @@ def test_lag_check_fires_on_reading_times_shifted_by_one_word(vocabulary):
     assert result["lag_check_fires"] and result["lag_check_ci"][0] > 0
     assert "shifted" in result["lag_check_note"]
     means = reading_regression(stimuli, surprisal, rts.mean(axis=0)[None], options=OPTIONS)  # OLS on means, CI over folds
-    assert means["estimator"].startswith("OLS") and means["ci_across"] == "folds" and means["lag_check_fires"]
+    assert means["estimator"].startswith("OLS") and means["lag_check_fires"]
+    assert means["ci_resamples"].startswith("sentences; one pseudo-reader")  # no readers to resample
 
 
 def test_log_likelihoods_are_statsmodels_own(vocabulary):
@@ -217,3 +224,105 @@ def test_report_table_shows_both_protocols_and_warns_when_the_lag_check_fires():
     assert len(warnings) == 1 and warnings[0].startswith("lm-untrained on ns: the next word's surprisal")
     no_effect = tidy_frame(rows).assign(ci_low=lambda t: np.where(t["metric"] == "delta_loglik", -0.001, t["ci_low"]))
     assert reading_behaviour_table(no_effect)[1] == []  # the check needs a surprisal that predicts at all
+
+
+def test_the_report_gates_the_warning_on_the_next_word_models_gain():
+    """A score file with the ``lag_check_gain`` row: the warning needs its CI above 0 (the delta log-likelihood's
+    alone no longer decides)."""
+    from brainalign.study.sections import reading_behaviour_table
+    from brainalign.study.tables import tidy_frame, tidy_row
+
+    def rows(gain_ci):
+        return tidy_frame([tidy_row("lm", "ns", "behaviour", "delta_loglik", "reading-regression", 0.01, ci=(0.005, 0.015), n=100),
+                           tidy_row("lm", "ns", "behaviour", "lag_check", "reading-regression", 0.01, ci=(0.004, 0.02), n=100),
+                           tidy_row("lm", "ns", "behaviour", "lag_check_gain", "reading-regression", 0.004, ci=gain_ci, n=100)])
+
+    assert reading_behaviour_table(rows((-0.001, 0.009)))[1] == []
+    assert len(reading_behaviour_table(rows((0.001, 0.009)))[1]) == 1
+
+
+# ----------------------------------------------------------------------------------------------- the shipped corpora
+STORED_SURPRISAL = Path(__file__).parent / "data" / "surprisal"
+HEADLINE = {"naturalstories": "rt_mean", "frank2013": "first_pass"}
+
+
+@pytest.fixture(scope="module")
+def shipped(resources_data, tmp_path_factory):
+    """The shipped reading corpora prepared whole, each with SmolLM2-135M-Instruct's stored surprisal (the default
+    run's), the headline measure's reading times (readers, words) and the words the default exclusions keep."""
+    from brainalign.behaviour.scoring import DEFAULT_EXCLUSIONS, exclusion_masks
+    from brainalign.datasets import fetch_dataset, load_prepared, prepare_dataset
+
+    out = {}
+    for adapter, measure in HEADLINE.items():
+        folder = tmp_path_factory.mktemp(adapter)
+        spec = {"name": adapter, "adapter": adapter, "local_dir": str(resources_data / adapter)}
+        fetch_dataset(spec, folder / "raw")
+        prepare_dataset(spec, folder / "raw", folder / "data")
+        data = load_prepared(folder / "data")
+        stimuli = data.stimuli.reset_index(drop=True)
+        table = pd.read_csv(STORED_SURPRISAL / f"smollm2-135m-instruct_{adapter}.tsv.gz", sep="\t", dtype={"stimulus_id": str})
+        assert table["stimulus_id"].tolist() == stimuli["stimulus_id"].astype(str).tolist()
+        surprisal = table["surprisal_bits"].to_numpy(dtype=float)
+        rts = data.responses[:, :, data.neuroids.index(measure)].astype(float)
+        with np.errstate(all="ignore"):
+            target = np.nanmean(np.where((rts >= 50) & (rts <= 3000), rts, np.nan), axis=0)
+        keep = np.ones(len(stimuli), dtype=bool)
+        for mask in exclusion_masks(stimuli, surprisal, target, DEFAULT_EXCLUSIONS).values():
+            keep &= ~mask
+        out[adapter] = {"stimuli": stimuli, "surprisal": surprisal, "rts": rts, "keep": keep, "subjects": data.subjects}
+    return out
+
+
+def earlier_by_one_word(rts, stimuli):
+    """Each word given the next word's reading time (within its group): the misalignment the lag check looks for."""
+    groups = stimuli["group"].astype(str).to_numpy()
+    return np.stack([shift_within_groups(row, groups, -1) for row in rts])
+
+
+REAL_OPTIONS = {"regression_folds": 5, "regression_spillover": 2, "regression_language": "en", "seed": 0, "n_bootstrap": 400}
+
+
+def test_lag_check_on_natural_stories_is_silent_aligned_and_fires_shifted_by_one_word(shipped):
+    """Natural Stories' mean reading times (the 2025-realigned repository's processed_wordinfo.tsv): with the next
+    word's length and frequency in both models the check no longer credits the next word's surprisal with them
+    (the previous check fired here for every trained model, +0.031 nats); moved one word earlier, it fires."""
+    ns = shipped["naturalstories"]
+    aligned = reading_regression(ns["stimuli"], ns["surprisal"], ns["rts"], ns["keep"], ns["subjects"], REAL_OPTIONS)
+    assert aligned["delta_loglik_ci"][0] > 0 and aligned["lag_check_gain_ci"][0] > 0  # the surprisal predicts
+    assert not aligned["lag_check_fires"] and aligned["lag_check"] < 0, aligned["lag_check_ci"]
+    assert aligned["ci_resamples"] == "groups, then sentences within each (two-level); one pseudo-reader (mean reading times)"
+    shifted = reading_regression(ns["stimuli"], ns["surprisal"], earlier_by_one_word(ns["rts"], ns["stimuli"]), ns["keep"],
+                                 ns["subjects"], REAL_OPTIONS)
+    assert shifted["lag_check_fires"] and shifted["lag_check_ci"][0] > 0 and shifted["lag_check_gain_ci"][0] > 0
+    assert shifted["delta_loglik_ci"][0] < 0  # why the gate is the next model's gain: the delta alone would keep it silent
+
+
+def test_lag_check_on_frank_2013_readers_is_silent_aligned(shipped):
+    """Frank 2013's per-reader first-pass times (MixedLM, readers x sentences crossed): silent when aligned. (Moved one
+    word earlier the check's value stays near 0, either sign with the folds: 43 readers' eye-tracking times do not
+    show a one-word shift of SmolLM2's surprisal with an interval that also resamples the 205 sentences;
+    docs/statistics_reading.md. Firing on per-reader data: test_lag_check_fires_on_reading_times_shifted_by_one_word.)"""
+    frank = shipped["frank2013"]
+    aligned = reading_regression(frank["stimuli"], frank["surprisal"], frank["rts"], frank["keep"], frank["subjects"],
+                                 dict(REAL_OPTIONS, regression_folds=4))
+    assert aligned["ci_resamples"] == "readers x sentences (crossed)" and aligned["n_subjects"] == 43
+    assert aligned["delta_loglik_ci"][0] > 0 and aligned["lag_check_gain_ci"][0] > 0  # the surprisal predicts
+    assert not aligned["lag_check_fires"] and aligned["lag_check"] < 0, aligned["lag_check_ci"]
+
+
+def test_a_surprisal_that_re_encodes_word_form_does_not_fire_on_the_shipped_corpora(shipped):
+    """An untrained model's surprisal is about its token count: a function of the word's form. Here: 15 bits per
+    five letters and per attached punctuation mark. On Frank 2013's mean reading times its next-word term stands for
+    the next word's sentence-final punctuation: without the punctuation terms in the check's shared terms it fires
+    (+0.074 nats, CI [0.056, 0.096]; the default run's untrained SmolLM2 on the per-reader times: +0.012); with them
+    it is silent. (On Natural Stories this proxy is silent either way; the real untrained models' next-word term
+    there stood for nonlinear length, the squared-length terms: docs/statistics_reading.md.)"""
+    for adapter, data in shipped.items():
+        text = data["stimuli"]["text"].astype(str)
+        form = 15.0 * (1 + text.str.len().to_numpy() // 5 + text.str.count(r"[^\w'’-]").to_numpy())
+        with np.errstate(all="ignore"):
+            means = np.nanmean(np.where((data["rts"] >= 50) & (data["rts"] <= 3000), data["rts"], np.nan), axis=0)[None]
+        result = reading_regression(data["stimuli"], form, means, data["keep"], ["average"], REAL_OPTIONS)
+        assert not result["lag_check_fires"], (adapter, result["lag_check_ci"], result["lag_check_gain_ci"])
+

@@ -68,6 +68,38 @@ def test_findings_come_first_and_the_tidy_table_last(page):
     # m1 (trained) over its untrained control on d1 and d2: both up
     assert "Training raises brain alignment on 2/2 datasets" in findings
     assert "brain average (brain): +0.200 r" in findings and "sign-flip over 1 pair" in findings
+    # which layer the brain scores are: the headline's nested choice (the default), said before the numbers
+    assert "Brain scores are each model&#x27;s nested layer choice" in findings
+
+
+def test_the_page_shows_how_far_the_best_layer_exceeds_the_nested_choice(page):
+    """Per model x dataset, the best layer beside the nested choice and best - nested (the selection bias), with a
+    line saying what it is; the pair effects and the tidy table say which choice the headline is."""
+    text = page.read_text()
+    assert text.index("id='pair-effects'") < text.index("id='layer-selection'") < text.index("id='caveats'")
+    section = text[text.index("id='layer-selection'"):text.index("id='caveats'")]
+    assert "how far the best layer exceeds the nested choice" in section and "selection bias" in section
+    rows = re.findall(r"<tr><td>(d\d)</td><td>([^<]+)</td>.*?<td class='num'>([^<]+)</td></tr>", section)
+    assert len(rows) == 6 and {value for *_, value in rows} == {"+0.010"}  # the support table's best l4 vs nested l3
+    pairs = text[text.index("id='pair-effects'"):text.index("id='timeseries'")]
+    assert "Brain scores: each model's nested layer choice" in pairs
+    assert "the headline is the nested layer choice" in text[text.index("<details>"):]
+    effect = pd.read_csv(page.parent / "analysis" / "instruction_effect.csv")  # the analysis says it too
+    assert dict(zip(effect["measure"], effect["selection"].fillna(""))) == {"d1": "nested", "d2": "nested",
+                                                                           "brain_average": "nested", "ns": ""}
+
+
+def test_a_best_layer_headline_is_a_caveat_with_its_measured_bias():
+    """config/paper.yaml's best-layer headline: the caveats say it is biased upward, by how much here, and how to
+    choose the nested layer instead; a nested headline adds no such caveat."""
+    from brainalign.study.caveats import caveats
+
+    tidy = tidy_table()
+    effect = pd.DataFrame(columns=["n_pairs"])
+    best = [item for item in caveats(tidy, headline_scores(tidy, {"brain_selection": "best"}), effect) if "best layer" in item]
+    assert len(best) == 1 and "biased upward" in best[0] and "+0.010 r on median" in best[0]
+    assert "brain_selection: nested" in best[0]
+    assert not [item for item in caveats(tidy, headline_scores(tidy), effect) if "best layer" in item]
 
 
 def test_caveats_come_from_the_tables_the_diagnostics_and_the_logs(page):

@@ -106,10 +106,20 @@ def test_headline_scores_pick_one_row_per_model_and_dataset():
          "layer": "", "raw_r": 25.0, "normalised": np.nan, "ci_low": np.nan, "ci_high": np.nan},
     ])
     headline = headline_scores(tidy)
-    assert list(headline.columns) == ["model", "dataset", "score", "kind", "metric", "protocol", "layer", "normalised", "ci_low", "ci_high"]
+    assert list(headline.columns) == ["model", "dataset", "score", "kind", "metric", "protocol", "selection", "layer", "normalised",
+                                      "ci_low", "ci_high"]
     headline = headline.set_index("dataset")
-    assert headline.at["d", "score"] == 0.3 and headline.at["r", "score"] == 0.2 and len(headline) == 2
-    assert headline_scores(tidy, {"brain_protocol": "brainscore-2023"}).set_index("dataset").at["d", "score"] == 0.5
+    # the default: the nested layer choice (chosen on training folds only), not the best layer
+    assert headline.at["d", "score"] == 0.25 and headline.at["d", "selection"] == "nested"
+    assert headline.at["r", "score"] == 0.2 and headline.at["r", "selection"] == "" and len(headline) == 2
+    best = headline_scores(tidy, {"brain_selection": "best"}).set_index("dataset")
+    assert best.at["d", "score"] == 0.3 and best.at["d", "selection"] == "best"
+    paper = headline_scores(tidy, {"brain_protocol": "brainscore-2023", "brain_selection": "best"}).set_index("dataset")
+    assert paper.at["d", "score"] == 0.5
+    # a model x dataset with only the other choice's row is a one-line error, never a silently missing headline
+    with pytest.raises(BrainalignError, match=r"^the scores have no nested row of linear / brainscore-2023 for m on d "
+                                              r"\(1 model x dataset\(s\) have only best rows\): .*brain_selection: best$"):
+        headline_scores(tidy, {"brain_protocol": "brainscore-2023"})
 
 
 def test_model_by_dataset_pivots_and_averages_without_skipping_gaps():
@@ -139,10 +149,14 @@ def test_headline_takes_the_configured_protocol_per_dataset():
             if dataset == "pereira2018_243" and protocol == "wehbe-2014":
                 continue
             rows.append(tidy_row("m", dataset, "brain", "linear", protocol, value, selection="best"))
+            rows.append(tidy_row("m", dataset, "brain", "linear", protocol, value - 0.01, selection="nested"))
     tidy = tidy_frame(rows)
-    headline = headline_scores(tidy, {"brain_protocol": "brainscore-2023", "dataset_protocols": {"wehbe2014": "wehbe-2014"}})
+    paper = {"brain_protocol": "brainscore-2023", "dataset_protocols": {"wehbe2014": "wehbe-2014"}, "brain_selection": "best"}
+    headline = headline_scores(tidy, paper)  # config/paper.yaml's choice
     assert dict(zip(headline["dataset"], headline["protocol"])) == {"pereira2018_243": "brainscore-2023", "wehbe2014": "wehbe-2014"}
+    assert set(headline["selection"]) == {"best"} and list(headline["score"]) == [0.3, 0.1]
     assert list(headline_scores(tidy)["protocol"]) == ["ridge-grouped", "ridge-grouped"]  # the default
+    assert set(headline_scores(tidy)["selection"]) == {"nested"}
 
 
 def _gain_tidy():
@@ -152,10 +166,14 @@ def _gain_tidy():
     for model, gain in (("m", 0.05), ("m-untrained", 0.004)):
         rows.append(tidy_row(model, "story", "brain", "linear", "ridge-grouped", 0.14, selection="best", layer="L2"))
         rows.append(tidy_row(model, "story", "brain", "linear", "ridge-grouped", 0.13, selection="layer", layer="L1"))
+        rows.append(tidy_row(model, "story", "brain", "linear", "ridge-grouped", 0.12, selection="layer", layer="L0"))
         rows.append(tidy_row(model, "sent", "brain", "linear", "ridge-grouped", 0.3, selection="best", layer="L1"))
-        for metric, value in (("baseline_r", 0.07), ("joint_r", 0.07 + gain), ("gain_r", gain), ("variance_added", 0.001)):
-            rows.append(tidy_row(model, "story", "brain", metric, "ridge-grouped", value, selection="best", layer="L1",
-                                 ci=(value - 0.01, value + 0.01)))
+        rows.append(tidy_row(model, "sent", "brain", "linear", "ridge-grouped", 0.28, selection="nested", layer="L1"))
+        for selection, layer, shift in (("best", "L1", 0.0), ("nested", "L0", -0.002)):  # the nested gain a little lower
+            for metric, value in (("baseline_r", 0.07), ("joint_r", 0.07 + gain + shift), ("gain_r", gain + shift),
+                                  ("variance_added", 0.001)):
+                rows.append(tidy_row(model, "story", "brain", metric, "ridge-grouped", value, selection=selection, layer=layer,
+                                     ci=(value - 0.01, value + 0.01)))
     return tidy_frame(rows)
 
 
@@ -165,10 +183,13 @@ def test_a_time_series_headline_is_its_gain_over_the_baseline():
     from brainalign.study.tables import headline_scores
 
     tidy = _gain_tidy()
-    headline = headline_scores(tidy).set_index(["model", "dataset"])
-    assert headline.loc[("m", "story"), "metric"] == "gain_r" and headline.loc[("m", "story"), "score"] == 0.05
-    assert headline.loc[("m", "sent"), "metric"] == "linear"
-    raw = headline_scores(tidy, {"timeseries_metric": ""}).set_index(["model", "dataset"])
+    headline = headline_scores(tidy).set_index(["model", "dataset"])  # the nested gain (the default selection)
+    assert headline.loc[("m", "story"), "metric"] == "gain_r" and headline.loc[("m", "story"), "score"] == 0.048
+    assert headline.loc[("m", "story"), "selection"] == "nested" and headline.loc[("m", "story"), "layer"] == "L0"
+    assert headline.loc[("m", "sent"), "metric"] == "linear" and headline.loc[("m", "sent"), "score"] == 0.28
+    best = headline_scores(tidy, {"brain_selection": "best"}).set_index(["model", "dataset"])
+    assert best.loc[("m", "story"), "metric"] == "gain_r" and best.loc[("m", "story"), "score"] == 0.05
+    raw = headline_scores(tidy, {"timeseries_metric": "", "brain_selection": "best"}).set_index(["model", "dataset"])
     assert raw.loc[("m", "story"), "metric"] == "linear" and raw.loc[("m", "story"), "score"] == 0.14
     paper = headline_scores(tidy, {"brain_protocol": "brainscore-2023"})
     assert "gain_r" not in set(paper["metric"])
@@ -180,11 +201,14 @@ def test_the_summary_shows_baseline_model_and_gain_with_the_untrained_control_be
     from brainalign.study.sections import timeseries_gain_table
 
     models = pd.DataFrame({"model": ["m", "m-untrained"], "vanilla_base_model": ["m-untrained", ""], "trained": [1, 0]})
-    table = timeseries_gain_table(_gain_tidy(), models)
+    table = timeseries_gain_table(_gain_tidy(), models, "best")
     assert table["model"].tolist() == ["m", "m-untrained (untrained)"]
     assert table["gain (joint - baseline)"].tolist() == ["0.050 [0.040, 0.060]", "0.004 [-0.006, 0.014]"]
     assert table["raw r"].tolist() == ["0.130", "0.130"]  # the features alone at the same layer (L1)
     assert table["baseline r"].iloc[0] == table["baseline r"].iloc[1]
+    nested = timeseries_gain_table(_gain_tidy(), models)  # the default: the nested choice, its most chosen layer's raw r
+    assert nested["layer"].tolist() == ["L0", "L0"] and nested["raw r"].tolist() == ["0.120", "0.120"]
+    assert nested["gain (joint - baseline)"].tolist() == ["0.048 [0.038, 0.058]", "0.002 [-0.008, 0.012]"]
 
 
 def test_the_headline_choice_takes_its_defaults_and_rejects_unknown_keys():
@@ -192,7 +216,30 @@ def test_the_headline_choice_takes_its_defaults_and_rejects_unknown_keys():
     from brainalign.study.tables import Headline
 
     choice = Headline.from_options({"brain_protocol": "brainscore-2023", "dataset_protocols": {"wehbe2014": "wehbe-2014"}})
-    assert (choice.brain_metric, choice.brain_selection, choice.timeseries_metric) == ("linear", "best", "gain_r")
+    assert (choice.brain_metric, choice.brain_selection, choice.timeseries_metric) == ("linear", "nested", "gain_r")
     assert choice.protocol_of("wehbe2014") == "wehbe-2014" and choice.protocol_of("blank2014") == "brainscore-2023"
     with pytest.raises(BrainalignError, match="unknown keys \\['brain_protocl'\\]"):
         Headline.from_options({"brain_protocl": "brainscore-2023"})
+
+
+def test_the_headline_says_which_layer_choice_it_is_and_the_bias_table_compares_them():
+    """The headline table's brain rows say their layer choice (selection), in words for the page and figures; the
+    layer-selection table puts each headline's best beside its nested choice, with best - nested, on the headline's
+    own metric (the gain on a time series)."""
+    from brainalign.study.sections import selection_bias_table
+    from brainalign.study.tables import headline_selection, selection_words
+
+    tidy = _gain_tidy()
+    nested, best = headline_scores(tidy), headline_scores(tidy, {"brain_selection": "best"})
+    assert headline_selection(nested) == "nested" and headline_selection(best) == "best"
+    assert "training folds only" in selection_words("nested") and "biased upward" in selection_words("best")
+    assert headline_selection(nested.drop(columns="selection")) == "" and selection_words("") == ""  # a published table
+    assert headline_selection(pd.concat([nested[nested["dataset"] == "sent"], best[best["dataset"] == "story"]])) == "mixed"
+    for headline in (nested, best):  # the same table whichever the headline is
+        table = selection_bias_table(tidy, headline).set_index(["model", "dataset"])
+        assert list(table.index) == [("m", "sent"), ("m-untrained", "sent"), ("m", "story"), ("m-untrained", "story")]
+        assert table.loc[("m", "story"), "metric"] == "gain_r" and table.loc[("m", "story"), "nested layer"] == "L0"
+        assert table.loc[("m", "story"), "best - nested"] == pytest.approx(0.002)
+        assert table.loc[("m", "sent"), "best - nested"] == pytest.approx(0.02)
+        assert table.loc[("m", "story"), "best"] == "0.050 [0.040, 0.060]"
+    assert selection_bias_table(tidy[tidy["selection"] != "nested"], best).empty  # nothing to compare

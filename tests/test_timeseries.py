@@ -98,6 +98,34 @@ def test_lanczos_passes_a_sinusoid_below_nyquist_at_its_amplitude():
     assert lanczos_gain(0.2, tr)[0] > 0.75  # 0.8 of Nyquist still passes (old cutoff: < 0.1)
 
 
+def test_the_default_kernel_is_half_gain_at_nyquist_and_the_antialias_option_rejects_above_it():
+    """The default kernel (cutoff 1 / TR) interpolates, it does not anti-alias: gain 1/2 at the scan Nyquist and 0.18
+    at 1.2 x Nyquist, so a feature oscillating at 0.3 Hz (TR 2 s) reaches the scans folded to 0.2 Hz at 0.18 of its
+    amplitude. ``downsample: lanczos-antialias`` (cutoff 0.7 / TR) keeps the BOLD band (>= 0.9 up to 0.125 Hz), the
+    same passband gain, and rejects everything from the Nyquist up (|gain| <= 0.012): the folded 0.3 Hz is gone."""
+    from brainalign.encoding.timeseries import ANTIALIAS_CUTOFF, lanczos_gain, words_to_scans
+
+    tr, rho, amplitude = 2.0, 5.0, 1.5
+    np.testing.assert_allclose(lanczos_gain([0.25, 0.3], tr), [0.5, 0.18], atol=0.01)
+    above = np.linspace(0.25, 1.0, 151)
+    assert np.abs(lanczos_gain(above, tr, fraction=ANTIALIAS_CUTOFF)).max() <= 0.012
+    assert (lanczos_gain([0.02, 0.05, 0.1, 0.125], tr, fraction=ANTIALIAS_CUTOFF) >= 0.9).all()
+    rng = np.random.default_rng(0)
+    times = np.sort(rng.uniform(0, 2000, int(rho * 2000)))
+    scans = np.arange(40, 1960, tr)
+
+    def measured(frequency, seen_at, method):
+        out = words_to_scans(amplitude * np.sin(2 * np.pi * frequency * times)[:, None], None, times, scans, tr, method)[:, 0]
+        basis = np.column_stack([np.sin(2 * np.pi * seen_at * scans), np.cos(2 * np.pi * seen_at * scans)])
+        return np.hypot(*np.linalg.lstsq(basis, out, rcond=None)[0]) / (amplitude * rho * tr)
+
+    for method, fraction in (("lanczos", 1.0), ("lanczos-antialias", ANTIALIAS_CUTOFF)):
+        assert measured(0.05, 0.05, method) == pytest.approx(1.0, abs=0.05)  # the same passband gain
+        folded = measured(0.3, 1 / tr - 0.3, method)  # 0.3 Hz sampled every 2 s is seen at 0.2 Hz
+        assert folded == pytest.approx(abs(float(lanczos_gain(0.3, tr, fraction=fraction)[0])), abs=0.05), method
+    assert measured(0.3, 0.2, "lanczos") > 0.13 and measured(0.3, 0.2, "lanczos-antialias") < 0.05
+
+
 def test_block_units_and_their_counts_equal_a_resample_of_whole_blocks():
     """Slow reference: the count-weighted r of a resample equals np.corrcoef over the concatenated drawn blocks."""
     from brainalign.bootstrap import unit_counts as unit_resample_counts

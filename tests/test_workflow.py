@@ -16,28 +16,11 @@ import pandas as pd
 import pytest
 
 from tests.support.snakemake import planned_jobs
+from tests.support.workflow import snakemake  # the finished run, small_run, is tests/conftest.py's (shared with test_faults.py)
 
 REPO = Path(__file__).resolve().parents[1]
-SMALL_CONFIG = REPO / "tests" / "data" / "config_small.yaml"
 
 pytestmark = pytest.mark.slow
-
-
-def snakemake(workdir: Path, *args: str, configfile: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"), "--directory", str(workdir)]
-    if configfile is not None:
-        command += ["--configfile", str(configfile)]
-    result = subprocess.run(command + list(args), capture_output=True, text=True, cwd=REPO)
-    if check and result.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
-    return result
-
-
-def small_config(workdir: Path) -> Path:
-    text = SMALL_CONFIG.read_text().replace("RESOURCES", str(REPO / "resources" / "data"))
-    path = workdir / "config_small.yaml"
-    path.write_text(text)
-    return path
 
 
 @pytest.mark.parametrize("configfile", ["config/config.yaml", "config/paper.yaml"])
@@ -66,14 +49,6 @@ def test_results_of_different_configs_sit_side_by_side(tmp_path):
 def test_lint_is_clean():
     result = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], capture_output=True, text=True, cwd=REPO)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-
-
-@pytest.fixture(scope="module")
-def small_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("workflow")
-    config = small_config(workdir)
-    snakemake(workdir, "--cores", "2", configfile=config)
-    return workdir, config
 
 
 def test_outputs_of_the_reduced_default(small_run):

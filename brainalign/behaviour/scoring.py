@@ -5,8 +5,11 @@ Scores (``behaviour_score_file``), one tidy row each, on the dataset's headline 
 its adapter's ``HEADLINE_MEASURE``, or its only measure):
 
 * ``surprisal_r`` / ``default``: the project's protocol: Pearson r between surprisal and the mean reading measure
-  (per-value RT outliers outside 50-3000 ms dropped before averaging), after the ``exclusions`` steps; bootstrap CI;
-  ceiling = the project's split-half ceiling over the kept words (a group-averaged dataset: its published one).
+  (per-value RT outliers outside 50-3000 ms dropped before averaging), after the ``exclusions`` steps; 95% CI from
+  resampling whole text units, never single words (words of one sentence share context): sentences, drawn inside
+  drawn stories where a story holds several (``reading_regression.text_units``, :func:`unit_pearson_ci`;
+  ``ci_resamples`` in the details says which); ceiling = the project's split-half ceiling over the kept words (a
+  group-averaged dataset: its published one).
 * ``surprisal_r`` / ``brainscore-2023``: Brain-Score Language 2023's Futrell2018-pearsonr, as in the paper:
   |Pearson r| between surprisal and the mean RT over subjects (no RT filter), over every word not first in its
   sentence (``word_in_sentence == 1`` dropped, nothing else); ceiling = the dataset's ``published_ceiling`` (0.858
@@ -17,7 +20,7 @@ its adapter's ``HEADLINE_MEASURE``, or its only measure):
 * ``perplexity_per_word`` / ``default``: 2 ** (mean surprisal in bits over the scored words): per word, so it
   compares across tokenizers (causal readings only).
 * ``reading-regression`` (``regression: true``, on the headline measure, over the ``default`` protocol's kept
-  words): ``delta_loglik``, ``surprisal_coef``, ``surprisal_coef_lag{k}``, ``lag_check`` from
+  words): ``delta_loglik``, ``surprisal_coef``, ``surprisal_coef_lag{k}``, ``lag_check``, ``lag_check_gain`` from
   :mod:`brainalign.behaviour.reading_regression` (delta log-likelihood over a length/frequency/position baseline,
   held out).
 
@@ -35,7 +38,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from brainalign.behaviour.reading_regression import RT_RANGE, reading_regression, shift_within_groups
+from brainalign.behaviour.reading_regression import RT_RANGE, reading_regression, shift_within_groups, text_units
+from brainalign.bootstrap import percentile_ci, unit_weights
 from brainalign.correlation import pearson, split_half_r
 from brainalign.datasets.base import load_prepared
 from brainalign.datasets.registry import ADAPTERS
@@ -83,6 +87,29 @@ def exclusion_masks(stimuli: pd.DataFrame, surprisal: np.ndarray, rt: np.ndarray
     if unknown:
         raise BrainalignError(f"config.behaviour.exclusions: unknown steps {unknown} (known: {', '.join(available)})")
     return {step: available[step] for step in steps}
+
+
+def unit_pearson_ci(x: np.ndarray, y: np.ndarray, units: np.ndarray, n_bootstrap: int, seed: int = 0,
+                    groups: np.ndarray | None = None) -> tuple[float, float]:
+    """95% percentile CI of Pearson r(x, y) from resampling whole text units with replacement (seeded,
+    :func:`brainalign.bootstrap.unit_weights`; with ``groups``, a group label per word, the groups first and their
+    units inside them): a resample holds every word of each drawn unit, as often as it was drawn. Each unit's sums
+    of 1, x, y, x^2, y^2 and xy are taken once, so a resample's r costs one product."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    x, y = x - x.mean(), y - y.mean()  # r does not change; the moments lose less to cancellation
+    labels, inverse = np.unique(np.asarray(units).astype(str), return_inverse=True)
+    if n_bootstrap <= 0 or len(labels) < 2:
+        return float("nan"), float("nan")
+    moments = np.zeros((len(labels), 6))
+    np.add.at(moments, inverse, np.column_stack([np.ones_like(x), x, y, x * x, y * y, x * y]))
+    col_groups = None
+    if groups is not None:
+        group_of = dict(zip(np.asarray(units).astype(str), np.asarray(groups).astype(str)))
+        col_groups = np.array([group_of[u] for u in labels])
+    n, sx, sy, sxx, syy, sxy = (unit_weights(len(labels), n_bootstrap, seed, col_groups) @ moments).T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (n * sxy - sx * sy) / np.sqrt((n * sxx - sx ** 2) * (n * syy - sy ** 2))
+    return percentile_ci(r)
 
 
 def split_half_rt_ceiling(rts: np.ndarray, n_splits: int = 10, seed: int = 0) -> float:
@@ -143,6 +170,7 @@ def behaviour_scores(surprisal: np.ndarray, dataset, options: BehaviourOptions |
     details = {"measures": {}, "headline_measure": measure}
     steps = list(options.exclusions or DEFAULT_EXCLUSIONS)
     groups = stimuli["group"].astype(str).to_numpy()
+    units = text_units(stimuli)
     per_subject = len(dataset.subjects) > 1
     for j, m in enumerate(dataset.neuroids):
         rts = dataset.responses[:, :, j].astype(float)
@@ -156,16 +184,14 @@ def behaviour_scores(surprisal: np.ndarray, dataset, options: BehaviourOptions |
             counts[step] = int((keep & mask).sum())
             keep &= ~mask
         r, p = pearson(surprisal[keep], target[keep])
-        rng = np.random.default_rng(seed)
-        idx = np.flatnonzero(keep)
-        boot = [pearson(surprisal[s], target[s])[0] for s in (rng.choice(idx, len(idx)) for _ in range(options.n_bootstrap))]
-        ci = np.nanpercentile(boot, [2.5, 97.5]).tolist() if boot else [float("nan")] * 2
+        ci = unit_pearson_ci(surprisal[keep], target[keep], units.unit[keep], options.n_bootstrap, seed,
+                             groups[keep] if units.nested else None)
         lags = {}
         for lag in (-1, 0, 1):  # each word's reading time against the surprisal of the word `lag` on (-1: the previous)
             shifted = shift_within_groups(surprisal, groups, -lag)
             ok = keep & np.isfinite(shifted)
             lags[str(lag)] = pearson(shifted[ok], target[ok])[0]
-        entry = {"r": r, "p": p, "ci_low": ci[0], "ci_high": ci[1], "n": int(keep.sum()), "exclusions": counts,
+        entry = {"r": r, "p": p, "ci_low": ci[0], "ci_high": ci[1], "ci_resamples": units.name, "n": int(keep.sum()), "exclusions": counts,
                  "lag_r": lags, "best_lag": max(lags, key=lambda k: lags[k] if np.isfinite(lags[k]) else -np.inf)}
         entry.update(brainscore_entry(surprisal, stimuli, dataset.responses[:, :, j].astype(float), dataset.meta, seed))
         if per_subject:
@@ -188,9 +214,12 @@ def behaviour_scores(surprisal: np.ndarray, dataset, options: BehaviourOptions |
 
 def regression_rows(model: str, dataset: str, result: dict) -> list[dict]:
     """Tidy rows of the reading-regression protocol (none when it was off or not applicable): ``delta_loglik``
-    (held-out nats per observation, CI from resampling whole readers or folds), ``surprisal_coef`` and
-    ``surprisal_coef_lag{k}`` (ms per bit, Wald CI: the spillover profile) and ``lag_check`` (next minus previous
-    word's surprisal, held-out nats per observation; ``reading_regression.lag_check_fires`` says when it warns)."""
+    (held-out nats per observation, CI from crossed resamples of readers x text units: ``result['ci_resamples']``),
+    ``surprisal_coef`` and ``surprisal_coef_lag{k}`` (ms per bit, Wald CI with cluster-robust errors:
+    ``result['coef_ci_method']``; the spillover profile) and ``lag_check`` (next minus previous word's surprisal,
+    held-out nats per observation, CI as delta_loglik's) with ``lag_check_gain`` (the next-word model's gain over
+    both neighbours' length and frequency: the check's gate; ``reading_regression.lag_check_fires`` says when it
+    warns). The tidy table has no column for what a CI resamples; the details JSON records it."""
     if not result.get("applicable"):
         return []
     n, protocol = result["n_observations"], REGRESSION_PROTOCOL
@@ -199,6 +228,9 @@ def regression_rows(model: str, dataset: str, result: dict) -> list[dict]:
         metric = "surprisal_coef" if lag == "0" else f"surprisal_coef_lag{lag}"
         rows.append(tidy_row(model, dataset, "behaviour", metric, protocol, entry["coef"], ci=(entry["ci_low"], entry["ci_high"]), n=n))
     rows.append(tidy_row(model, dataset, "behaviour", "lag_check", protocol, result["lag_check"], ci=result["lag_check_ci"], n=n))
+    if "lag_check_gain" in result:
+        rows.append(tidy_row(model, dataset, "behaviour", "lag_check_gain", protocol, result["lag_check_gain"],
+                             ci=result["lag_check_gain_ci"], n=n))
     return rows
 
 

@@ -159,7 +159,7 @@ def load_prepared(dataset_dir: str | os.PathLike) -> PreparedDataset:
         keep_default_na=False, na_values=[""],
     )
     meta = json.loads((d / META_FILE).read_text())
-    with open_hdf5(d / DATA_FILE, "prepare_dataset") as h5:
+    with open_hdf5(d / DATA_FILE, "prepare_dataset", target=d) as h5:  # the rule's output is the folder
         responses = h5["responses"][()].astype(np.float32, copy=False)
         subjects = _read_str(h5["subjects"])
         neuroids = _read_str(h5["neuroids"])

@@ -19,13 +19,17 @@ the Huth lab therefore report each model against a *baseline* of such regressors
     baseline columns multiplied by sqrt(features / regressors) so that both bands carry the same total prior
     variance (each baseline column is shrunk that many times less than a feature column and is not drowned by
     hundreds of them), the penalty per neuroid from the same inner CV. One ridge fit per layer, z-scored (not
-    ``feature_scaling: auto``, which would be two). Projecting the baseline out of the features instead (credit
-    for shared variance to the baseline) or leaving it unpenalised scored below the features alone on Brennan
-    2016 (docs/timeseries.md).
+    ``feature_scaling: auto``, which would be two). ``encoding.baseline_band_ratios`` with several values chooses
+    the bands' ratio on the inner folds too (one fit per ratio; :func:`_fit_fold`): it recovers the gain the fixed
+    ratio loses when the baseline carries nothing, and only adds noise on Brennan 2016, so one ratio (1) is the
+    default (docs/statistics_timeseries.md). Projecting the baseline out of the features instead (credit for shared
+    variance to the baseline) or leaving it unpenalised scored below the features alone on Brennan 2016
+    (docs/timeseries.md).
   * **gain**: joint r - baseline r (median over neuroids, mean over folds, as every protocol), and the variance
     added, joint r^2 - baseline r^2 (variance partitioning: what the features explain that the baseline does not);
-    95% CIs from one block bootstrap shared by all four (the same resamples, so the gain's CI is that of a paired
-    difference).
+    95% CIs from one bootstrap shared by all four (the same resamples, so the gain's CI is that of a paired
+    difference), which draws the subjects, then blocks of scans shared by the drawn subjects
+    (:func:`resampled_fold_scores`): an interval about listeners, not only these subjects.
 
 Computed in each layer job (``fit_layer``) as the layer metric ``baseline-gain`` (``encoding.baseline: false``
 turns it off): the baseline part costs a ridge fit of a few columns, the joint part one ridge fit of the layer
@@ -55,6 +59,7 @@ class Baseline:
     confound_names: list         # their m names
     column_subject: np.ndarray   # per usable response column: its subject's index into ``confounds`` (-1: none)
     runs: np.ndarray             # every scan's run (confounds are regressed out with a mean per run)
+    subjects: np.ndarray | None = None  # per usable response column: its subject's label (the CIs resample subjects)
 
     def describe(self) -> str:
         text = "OLS on " + ", ".join(self.names)
@@ -101,10 +106,37 @@ def shared_nuisance_columns(nuisance: np.ndarray) -> np.ndarray:
     return shared
 
 
+def subject_confounds(dataset) -> tuple[np.ndarray | None, list[str], np.ndarray]:
+    """A time series' per-subject confounds: the nuisance columns that differ between subjects (not
+    :func:`shared_nuisance_columns`; Brennan 2016: the six SPM movement parameters) as (subjects, scans, m) float64,
+    or None; their names; and which nuisance columns are shared (the baseline's stimulus regressors). The one rule
+    for what the scores (:func:`clean_confounds`) and the noise ceiling (:func:`cleaned_responses`) clean away."""
+    nuisance = dataset.nuisance
+    if nuisance is None or not nuisance.shape[2]:
+        return None, [], np.zeros(0, dtype=bool)
+    nuisance_names = list(dataset.meta.get("nuisance_names") or [f"nuisance{j}" for j in range(nuisance.shape[2])])
+    nuisance = np.asarray(nuisance, dtype=np.float64)
+    shared = shared_nuisance_columns(nuisance) if nuisance.shape[0] > 1 else np.ones(nuisance.shape[2], bool)
+    if shared.all():
+        return None, [], shared
+    return nuisance[:, :, ~shared], [n for n, s in zip(nuisance_names, shared) if not s], shared
+
+
+def column_subjects(dataset, neuroid_names: list[str]) -> np.ndarray:
+    """The subject (label) of each usable response column ``neuroid_names`` (as :func:`design.responses_matrix`
+    returns them): the subject axis, or ``neuroid_subjects`` for data pooled over subjects."""
+    from brainalign.encoding.design import response_subjects
+
+    all_names = [f"{s}.{n}" if len(dataset.subjects) > 1 else str(n) for s in dataset.subjects for n in dataset.neuroids]
+    subject_of = dict(zip(all_names, response_subjects(dataset)))
+    return np.array([str(subject_of[n]) for n in neuroid_names], dtype=object)
+
+
 def baseline_design(dataset, neuroid_names: list[str], options: EncodingOptions) -> Baseline:
     """The baseline of one time series for the usable response columns ``neuroid_names`` (as
-    :func:`design.responses_matrix` returns them): delayed word rate, shared nuisance columns, per-subject confounds."""
-    from brainalign.encoding.design import dataset_scan_groups, response_subjects
+    :func:`design.responses_matrix` returns them): delayed word rate, shared nuisance columns, per-subject confounds,
+    and each column's subject."""
+    from brainalign.encoding.design import dataset_scan_groups
     from brainalign.encoding.timeseries import make_delays
 
     if dataset.meta["kind"] != "timeseries":
@@ -112,31 +144,35 @@ def baseline_design(dataset, neuroid_names: list[str], options: EncodingOptions)
     rate, delays = word_rate(dataset, options)
     columns = [make_delays(rate, delays, dataset_scan_groups(dataset))]
     names = [f"word_rate@d{d}" for d in delays]
-    confounds, confound_names = None, []
+    confounds, confound_names, shared = subject_confounds(dataset)
+    if shared.any():
+        nuisance_names = list(dataset.meta.get("nuisance_names") or [f"nuisance{j}" for j in range(len(shared))])
+        columns.append(np.asarray(dataset.nuisance, dtype=np.float64).mean(0)[:, shared])
+        names += [n for n, s in zip(nuisance_names, shared) if s]
+    subjects = column_subjects(dataset, neuroid_names)
     column_subject = np.full(len(neuroid_names), -1)
-    nuisance = dataset.nuisance
-    if nuisance is not None and nuisance.shape[2]:
-        nuisance_names = list(dataset.meta.get("nuisance_names") or [f"nuisance{j}" for j in range(nuisance.shape[2])])
-        nuisance = np.asarray(nuisance, dtype=np.float64)
-        shared = shared_nuisance_columns(nuisance) if nuisance.shape[0] > 1 else np.ones(nuisance.shape[2], bool)
-        if shared.any():
-            columns.append(nuisance.mean(0)[:, shared])
-            names += [n for n, s in zip(nuisance_names, shared) if s]
-        if (~shared).any():
-            confounds = nuisance[:, :, ~shared]
-            confound_names = [n for n, s in zip(nuisance_names, shared) if not s]
-            all_names = [f"{s}.{n}" if len(dataset.subjects) > 1 else str(n) for s in dataset.subjects for n in dataset.neuroids]
-            subject_of = dict(zip(all_names, response_subjects(dataset)))
-            index = {str(s): i for i, s in enumerate(dataset.subjects)}
-            column_subject = np.array([index.get(subject_of[n], -1) for n in neuroid_names])
+    if confounds is not None:
+        index = {str(s): i for i, s in enumerate(dataset.subjects)}
+        column_subject = np.array([index.get(s, -1) for s in subjects])
     x = np.hstack(columns)
     keep = np.ptp(x, axis=0) > 0
     return Baseline(x[:, keep], [n for n, k in zip(names, keep) if k], confounds, confound_names, column_subject,
-                    dataset_scan_groups(dataset))
+                    dataset_scan_groups(dataset), subjects)
 
 
 def _least_squares(c_train: np.ndarray, y_train: np.ndarray) -> np.ndarray:
     return np.linalg.lstsq(c_train, y_train, rcond=None)[0]
+
+
+def _run_intercepts(runs: np.ndarray | None, n_scans: int) -> np.ndarray:
+    """(scans x runs) indicator columns: a mean per run."""
+    runs = np.zeros(n_scans, dtype=int) if runs is None else np.unique(np.asarray(runs).astype(str), return_inverse=True)[1]
+    return (runs[:, None] == np.arange(runs.max() + 1)[None, :]).astype(np.float64)
+
+
+def _residualise(y: np.ndarray, design: np.ndarray) -> np.ndarray:
+    """``y`` (scans x columns) minus its least-squares fit on ``design`` (scans x regressors), over all scans."""
+    return y - design @ _least_squares(design, y)
 
 
 def clean_confounds(y: np.ndarray, baseline: Baseline, runs: np.ndarray | None = None) -> np.ndarray:
@@ -145,19 +181,37 @@ def clean_confounds(y: np.ndarray, baseline: Baseline, runs: np.ndarray | None =
 
     Over all scans rather than per training fold: the projection uses no model feature, so it is the same for the
     baseline, every model and every layer and favours none; fitted on training scans only it adds the coefficients'
-    estimation noise to the held-out scans (docs/timeseries.md)."""
+    estimation noise to the held-out scans (docs/timeseries.md). The noise ceiling is computed on the same cleaned
+    responses (:func:`cleaned_responses`)."""
     if baseline.confounds is None:
         return y
-    runs = np.zeros(len(y), dtype=int) if runs is None else np.unique(np.asarray(runs).astype(str), return_inverse=True)[1]
-    intercepts = (runs[:, None] == np.arange(runs.max() + 1)[None, :]).astype(np.float64)
+    intercepts = _run_intercepts(runs, len(y))
     out = np.array(y, dtype=np.float64)
     for s in np.unique(baseline.column_subject):
         if s < 0:
             continue
         columns = np.flatnonzero(baseline.column_subject == s)
-        c = np.column_stack([intercepts, baseline.confounds[s]])
-        out[:, columns] -= c @ _least_squares(c, out[:, columns])
+        out[:, columns] = _residualise(out[:, columns], np.column_stack([intercepts, baseline.confounds[s]]))
     return out
+
+
+def cleaned_responses(dataset) -> tuple[np.ndarray, list[str]]:
+    """The responses (subjects, scans, neuroids; float64) as the baseline and joint scores see them: each subject's
+    confounds (:func:`subject_confounds`) and a mean per run regressed out by least squares over all scans, the
+    projection :func:`clean_confounds` applies to the score's columns; and the confounds' names. Unchanged (and no
+    names) where the dataset has no per-subject confounds. The noise ceiling of a time series is computed on these
+    (encoding.ceilings.compute_ceiling): stimulus-locked head motion shared by the subjects inflates a raw ISC."""
+    from brainalign.encoding.design import dataset_scan_groups
+
+    responses = np.array(dataset.responses, dtype=np.float64)
+    confounds, names, _ = subject_confounds(dataset)
+    if confounds is None:
+        return responses, []
+    intercepts = _run_intercepts(dataset_scan_groups(dataset), responses.shape[1])
+    for s in range(responses.shape[0]):
+        finite = np.flatnonzero(np.isfinite(responses[s]).all(0))
+        responses[s][:, finite] = _residualise(responses[s][:, finite], np.column_stack([intercepts, confounds[s]]))
+    return responses, names
 
 
 def _aggregate(r: np.ndarray) -> np.ndarray:
@@ -167,15 +221,29 @@ def _aggregate(r: np.ndarray) -> np.ndarray:
         return np.nanmedian(r, axis=-1)
 
 
-def _fit_fold(k, x, y_clean, regressors, train, test, groups, alphas, options: EncodingOptions, seed, inner_blocks=None):
-    """One outer fold: (baseline prediction, joint prediction) on the test scans, and the joint model's
-    training-only score (pooled inner predictions) for the nested layer choice.
+def band_ratios(options: EncodingOptions) -> tuple[float, ...]:
+    """``encoding.baseline_band_ratios``, checked: the baseline band's total prior variance relative to the feature
+    band's, each > 0 (one: fixed; several: chosen by the inner CV, :func:`_fit_fold`)."""
+    ratios = tuple(float(r) for r in options.baseline_band_ratios)
+    if not ratios or min(ratios) <= 0:
+        raise BrainalignError(f"encoding.baseline_band_ratios: {list(ratios)}; expected one or more numbers > 0, e.g. [1]")
+    return ratios
 
-    Baseline: ridge on the z-scored baseline regressors, its penalty per neuroid from the inner CV. Joint: ridge on
-    the z-scored baseline regressors, scaled by sqrt(features / regressors), beside the z-scored features, the penalty
-    per neuroid from the same inner CV: a banded ridge whose two bands carry the same total prior variance, so the
-    few baseline columns are shrunk sqrt(p / k) times less than each feature column and are not drowned by them.
-    The inner folds are ``ridge-grouped``'s (``inner_blocks``: a single run's blocks of scans)."""
+
+def _fit_fold(k, x, y_clean, regressors, train, test, groups, alphas, options: EncodingOptions, seed, inner_blocks=None):
+    """One outer fold: (baseline prediction, joint prediction) on the test scans, the joint model's training-only
+    score (pooled inner predictions) for the nested layer choice, and the band ratio the joint model used.
+
+    Baseline: ridge on the z-scored baseline regressors, its penalty per neuroid from the inner CV. Joint: a banded
+    ridge, the z-scored baseline regressors scaled by sqrt(ratio * features / regressors) beside the z-scored
+    features, the penalty per neuroid from the same inner CV. With ratio 1 the two bands carry the same total prior
+    variance: the few baseline columns are shrunk sqrt(p / k) times less than each feature column and are not
+    drowned by them; a ratio r multiplies the baseline band's prior variance by r (divides its penalty by r). With
+    several ``encoding.baseline_band_ratios`` each is fitted on the same inner folds and the one with the smallest
+    inner squared error summed over neuroids (each relative to its training variance) is kept: the baseline band's
+    penalty relative to the feature band's chosen by inner CV, once per layer and outer fold (per neuroid, the
+    choice among ratios x penalties overfits the inner folds: docs/statistics_timeseries.md). The inner folds are
+    ``ridge-grouped``'s (``inner_blocks``: a single run's blocks of scans)."""
     from brainalign.correlation import pearson_columns
     from brainalign.encoding.backend import NUMPY
     from brainalign.encoding.protocols.registry import Fold
@@ -190,17 +258,31 @@ def _fit_fold(k, x, y_clean, regressors, train, test, groups, alphas, options: E
     base_test = solver.predict_per_target(b_test, alphas, best)
     x_train, x_test = _standardise(x[train], x[test])
     weight = np.sqrt(x.shape[1] / regressors.shape[1])
-    best, pooled, solver = ridge_cv(np.hstack([weight * b_train, x_train]), y_clean[train], alphas, inner)
-    joint_test = solver.predict_per_target(np.hstack([weight * b_test, x_test]), alphas, best)
-    return base_test, joint_test, float(_aggregate(pearson_columns(pooled, y_clean[train])))
+    y_train = y_clean[train]
+    ratios = band_ratios(options)
+    spread = y_train.var(0) * len(y_train)
+    spread[~(spread > 0)] = 1.0
+    chosen, chosen_error = None, np.inf
+    for ratio in ratios:
+        scale = weight * np.sqrt(ratio)
+        if len(ratios) == 1:
+            chosen = (ratio, scale, *ridge_cv(np.hstack([scale * b_train, x_train]), y_train, alphas, inner))
+            break
+        *fit, errors = ridge_cv(np.hstack([scale * b_train, x_train]), y_train, alphas, inner, errors=True)
+        error = float(np.sum(errors / spread))
+        if error < chosen_error:
+            chosen, chosen_error = (ratio, scale, *fit), error
+    ratio, scale, best, pooled, solver = chosen
+    joint_test = solver.predict_per_target(np.hstack([scale * b_test, x_test]), alphas, best)
+    return base_test, joint_test, float(_aggregate(pearson_columns(pooled, y_train))), ratio
 
 
 def baseline_gain(x: np.ndarray, y: np.ndarray, baseline: Baseline, groups, overrides: dict, options: EncodingOptions) -> dict:
     """Baseline, joint, gain and variance added of one layer's design ``x`` against responses ``y`` (time series),
-    on ``ridge-grouped``'s outer folds, with block-bootstrap CIs (see the module docstring)."""
-    from brainalign.bootstrap import percentile_ci, unit_counts, unit_inflation
+    on ``ridge-grouped``'s outer folds, with bootstrap CIs over subjects and blocks of scans
+    (:func:`resampled_fold_scores`; see the module docstring)."""
     from brainalign.correlation import pearson_columns
-    from brainalign.encoding.bootstrap import _resample_counts, _resampled_pearson
+    from brainalign.encoding.bootstrap import encode_draws
     from brainalign.encoding.folds import fold_units, grouped_folds
     from brainalign.encoding.protocols.registry import get_protocol
     from brainalign.encoding.ridge import DEFAULT_ALPHAS
@@ -215,38 +297,98 @@ def baseline_gain(x: np.ndarray, y: np.ndarray, baseline: Baseline, groups, over
     alphas = np.asarray(options.alphas or DEFAULT_ALPHAS, dtype=float)
     if not baseline.x.shape[1]:
         raise BrainalignError("the baseline has no regressor that varies (word rate, nuisance columns)")
-    pairs, inner, per_fold = [], [], {"baseline": [], "joint": []}
+    pairs, inner, per_fold, ratios = [], [], {"baseline": [], "joint": []}, []
     neuroid = {"baseline": [], "joint": []}
     y_clean = clean_confounds(y, baseline, baseline.runs)
     for k, (train, test) in enumerate(folds):
         train, test = np.asarray(train), np.asarray(test)
-        base, joint, inner_score = _fit_fold(k, x, y_clean, baseline.x, train, test, groups, alphas, options, seed,
-                                             inner_blocks)
+        base, joint, inner_score, ratio = _fit_fold(k, x, y_clean, baseline.x, train, test, groups, alphas, options,
+                                                    seed, inner_blocks)
         actual = y_clean[test]
         for name, predicted in (("baseline", base), ("joint", joint)):
             r = pearson_columns(predicted, actual)
             neuroid[name].append(r)
             per_fold[name].append(float(_aggregate(r)))
         inner.append(inner_score)
-        pairs.append((base, joint, actual))
+        ratios.append(ratio)
+        pairs.append(({"baseline": base, "joint": joint}, actual))
     n_bootstrap = int(options.n_bootstrap)
     units = fold_units(folds, overrides.get("bootstrap_units"))
-    resampled = {"baseline": np.full((max(n_bootstrap, 0), len(folds)), np.nan), "joint": None}
-    resampled["joint"] = resampled["baseline"].copy()
-    if n_bootstrap > 0:
-        counts = (_resample_counts([len(t) for _, _, t in pairs], n_bootstrap, seed) if units is None
-                  else unit_counts(units, n_bootstrap, seed))
-        for k, (base, joint, actual) in enumerate(pairs):
-            b = actual - actual.mean(0)
-            for name, predicted in (("baseline", base), ("joint", joint)):
-                resampled[name][:, k] = _aggregate(_resampled_pearson(counts[k], predicted - predicted.mean(0), b))
-    score = {name: float(np.nanmean(per_fold[name])) for name in per_fold}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        draws = {name: np.nanmean(values, axis=1) for name, values in resampled.items()}
-    if units is not None:  # few blocks per fold: stretch the draws as bootstrap._bootstrap does
-        inflation = unit_inflation(units)
-        draws = {name: score[name] + inflation * (values - score[name]) for name, values in draws.items()}
+    resampled, inflation, resamples = resampled_fold_scores(pairs, units, baseline.subjects, n_bootstrap, seed,
+                                                            overrides.get("bootstrap_block"))
+    result = gain_quantities(per_fold, resampled if n_bootstrap > 0 else None, inflation)
+    if n_bootstrap > 0:  # each fold's draws, for the nested layer choice's interval (gain_rows, encoding.selection)
+        for name in ("baseline", "joint"):
+            result[name]["fold_draws"] = encode_draws(resampled[name])
+        result["bootstrap_inflation"] = inflation
+    result["joint"]["inner_scores"] = inner
+    r_base, r_joint = (np.nanmean(np.vstack(neuroid[name]), axis=0) for name in ("baseline", "joint"))
+    result["joint"]["band_ratios"] = ratios  # the baseline band's prior variance relative to the features', per fold
+    result.update(n=int(n), regressors=list(baseline.names), confounds=list(baseline.confound_names),
+                  description=baseline.describe(), neuroid_gain=(r_joint - r_base).tolist(),
+                  bootstrap="blocks of scans" if units is not None else "scans", ci_resamples=resamples,
+                  feature_scaling="zscore")
+    return result
+
+
+def resampled_fold_scores(pairs: list, units: list | None, subjects, n_bootstrap: int, seed: int,
+                          block: int | None = None) -> tuple[dict, float | None, str]:
+    """Every outer fold's score (median over columns) in each bootstrap resample, for each prediction of ``pairs``
+    (per fold: ``({name: test predictions}, test responses)``), all names on the same resamples (paired): (name ->
+    (resamples x folds) draws, the stretch of their spread around the score or None, what a resample draws).
+
+    ``units``: each test fold's blocks of scans (:func:`encoding.folds.fold_units`; None: single scans), drawn with
+    replacement inside each fold (the draws of brainalign.bootstrap.unit_counts, as every time-series CI).
+    ``subjects``: the subject of every response column. With two subjects or more a resample also draws the
+    subjects with replacement (the same subjects in every fold; brainalign.bootstrap.cluster_members) and its score
+    of a fold is the median over the drawn subjects' columns, each subject's as often as it was drawn: the CI then
+    reaches the population of listeners, not only these subjects. The blocks drawn are the same for every drawn
+    subject, because every subject heard the same story: subjects and stretches of story are crossed, as readers
+    and texts are (the pigeonhole bootstrap; drawing blocks afresh for each subject averages the story's share of
+    the variance away and under-covers: docs/statistics_timeseries.md). Those draws are not stretched; blocks alone
+    (one subject, or ``subjects`` None) are stretched by sqrt(K / (K - 1)) (brainalign.bootstrap.unit_inflation)."""
+    from brainalign.bootstrap import cluster_members, unit_counts, unit_inflation
+    from brainalign.encoding.bootstrap import _resample_counts, _resampled_pearson
+
+    names = list(pairs[0][0]) if pairs else []
+    resampled = {name: np.full((max(n_bootstrap, 0), len(pairs)), np.nan) for name in names}
+    labels = None if subjects is None else np.asarray(subjects).astype(str)
+    two_level = labels is not None and len(np.unique(labels)) > 1
+    drawn = "scans" if units is None else f"blocks of {int(block)} scans" if block else "blocks of scans"
+    resamples = (f"{len(np.unique(labels))} subjects, then {drawn} within each test fold (the same for every drawn "
+                 "subject)" if two_level else f"{drawn} within each test fold")
+    inflation = unit_inflation(units) if units is not None and not two_level else None
+    if n_bootstrap <= 0:
+        return resampled, inflation, resamples
+    counts = (_resample_counts([len(actual) for _, actual in pairs], n_bootstrap, seed) if units is None
+              else unit_counts(units, n_bootstrap, seed))
+    members = cluster_members(labels, n_bootstrap, np.random.default_rng((seed, 1))) if two_level else None
+    for k, (predictions, actual) in enumerate(pairs):
+        b = actual - actual.mean(0)
+        for name, predicted in predictions.items():
+            r = _resampled_pearson(counts[k], predicted - predicted.mean(0), b)
+            if members is not None:  # -1 (a subject with fewer columns than the largest): the NaN column
+                r = np.take_along_axis(np.hstack([r, np.full((len(r), 1), np.nan)]), members, axis=1)
+            resampled[name][:, k] = _aggregate(r)
+    return resampled, inflation, resamples
+
+
+def gain_quantities(per_fold: dict, resampled: dict | None, inflation: float | None) -> dict:
+    """Baseline, joint, gain and variance added from each fold's baseline and joint scores (``per_fold``: name ->
+    fold values) and their (resamples x folds) draws (``resampled``, the same resamples for both, so the gain's CI
+    is a paired difference's; None: no bootstrap), stretched by ``inflation`` around the score where whole blocks
+    were resampled: each quantity's score, 95% CI and fold values. One layer's (:func:`baseline_gain`) and the
+    nested layer choice's (:func:`gain_rows`) alike."""
+    from brainalign.bootstrap import percentile_ci
+
+    score = {name: float(np.nanmean(per_fold[name])) for name in ("baseline", "joint")}
+    draws = {name: np.full(0, np.nan) for name in score}
+    if resampled is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            draws = {name: np.nanmean(resampled[name], axis=1) for name in score}
+        if inflation is not None:
+            draws = {name: score[name] + inflation * (values - score[name]) for name, values in draws.items()}
     quantities = {
         "baseline": (score["baseline"], draws["baseline"], per_fold["baseline"]),
         "joint": (score["joint"], draws["joint"], per_fold["joint"]),
@@ -257,14 +399,9 @@ def baseline_gain(x: np.ndarray, y: np.ndarray, baseline: Baseline, groups, over
     }
     result = {}
     for name, (value, draw, folds_value) in quantities.items():
-        low, high = percentile_ci(draw) if n_bootstrap > 0 else (np.nan, np.nan)
+        low, high = percentile_ci(draw) if resampled is not None else (np.nan, np.nan)
         result[name] = {"score": float(value), "ci_low": float(low), "ci_high": float(high),
                         "fold_scores": [float(v) for v in folds_value]}
-    result["joint"]["inner_scores"] = inner
-    r_base, r_joint = (np.nanmean(np.vstack(neuroid[name]), axis=0) for name in ("baseline", "joint"))
-    result.update(n=int(n), regressors=list(baseline.names), confounds=list(baseline.confound_names),
-                  description=baseline.describe(), neuroid_gain=(r_joint - r_base).tolist(),
-                  bootstrap="blocks of scans" if units is not None else "scans", feature_scaling="zscore")
     return result
 
 
@@ -273,34 +410,34 @@ def gain_rows(metric, profile) -> list[dict]:
     """Tidy rows of ``baseline-gain``: ``baseline_r``, ``joint_r``, ``gain_r`` and ``variance_added`` for every layer,
     the best layer (the largest joint score, hence the largest gain: the baseline is the same for every layer) and
     the nested layer (in each outer fold the layer with the best training-only joint score; its test values, mean
-    over folds). Baseline and joint r carry the dataset's ceiling; the gain and the variance added do not (a
+    over folds; CIs from the chosen layers' draws combined fold by fold, encoding.selection, the choices part of the
+    estimator). Baseline and joint r carry the dataset's ceiling; the gain and the variance added do not (a
     difference of scores is not a fraction of a ceiling)."""
+    from brainalign.encoding.selection import fold_picks, modal_layer, nested_draws, nested_fold_values
     from brainalign.study.tables import GAIN_METRICS, GAIN_PROTOCOL  # pandas: only the score step pays its import
 
     layer_names = profile.layer_names
     stored = {name: metric.stored(profile.by_layer[name]) for name in layer_names}
     rows = []
 
-    def add(selection, layer, values: dict, n, with_ci=True):
+    def add(selection, layer, values: dict, n):
         for key, metric_name in GAIN_METRICS.items():
             entry = values[key]
             ceiling = profile.ceiling if key in ("baseline", "joint") else np.nan
-            ci = (entry["ci_low"], entry["ci_high"]) if with_ci else (np.nan, np.nan)
-            rows.append(profile.row(metric_name, GAIN_PROTOCOL, selection, layer, entry["score"], ceiling, ci, n))
+            rows.append(profile.row(metric_name, GAIN_PROTOCOL, selection, layer, entry["score"], ceiling,
+                                    (entry["ci_low"], entry["ci_high"]), n))
 
     for name in layer_names:
         add("layer", name, stored[name], stored[name]["n"])
     best = layer_names[int(np.nanargmax([stored[name]["joint"]["score"] for name in layer_names]))]
     add("best", best, stored[best], stored[best]["n"])
     first = stored[layer_names[0]]
-    chosen, fold_values = [], {key: [] for key in GAIN_METRICS}
-    for k in range(len(first["joint"]["fold_scores"])):
-        pick = layer_names[int(np.nanargmax([stored[name]["joint"]["inner_scores"][k] for name in layer_names]))]
-        chosen.append(pick)
-        for key in GAIN_METRICS:
-            fold_values[key].append(stored[pick][key]["fold_scores"][k])
-    mode = max(set(chosen), key=lambda name: (chosen.count(name), -profile.index[name]))
-    nested = {key: {"score": float(np.nanmean(values)), "ci_low": np.nan, "ci_high": np.nan} for key, values in fold_values.items()}
-    nested["variance_added"]["score"] = nested["joint"]["score"] ** 2 - nested["baseline"]["score"] ** 2  # as for every row
-    add("nested", mode, nested, first["n"], with_ci=False)
+    picks = fold_picks({name: stored[name]["joint"]["inner_scores"] for name in layer_names}, layer_names)
+    per_fold = {key: nested_fold_values(picks, {name: stored[name][key]["fold_scores"] for name in layer_names})
+                for key in ("baseline", "joint")}
+    resampled = {key: nested_draws(picks, {name: stored[name][key].get("fold_draws") for name in layer_names})
+                 for key in ("baseline", "joint")}
+    nested = gain_quantities(per_fold, None if any(v is None for v in resampled.values()) else resampled,
+                             first.get("bootstrap_inflation"))
+    add("nested", modal_layer(picks, layer_names), nested, first["n"])
     return rows

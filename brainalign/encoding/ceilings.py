@@ -18,6 +18,13 @@ be expected to reach.
     subjects. The per-neuroid extrapolation fit is unstable on 362 scans of 6 ROIs (Brennan 2016: 14 of 162
     subject x ROI asymptotes at +-1); the ISC uses every subject for every ROI and has no curve to fit.
 Group-averaged data (one subject, ``average``) have no ceiling: raw r is reported, with a note.
+
+A ceiling bounds the scores it normalises only when it is computed on the same responses. The time-series baseline
+and joint scores are computed on responses cleaned of each subject's confounds (Brennan 2016: head motion;
+encoding.baseline.clean_confounds), so the ceiling is computed on the same cleaned responses
+(encoding.baseline.cleaned_responses): head motion locked to the stimulus (subjects move at the same moments of
+the story) is shared between subjects and inflates a raw ISC with variance no score is allowed to explain. The
+raw responses' ISC is kept beside it (``raw_isc``, ``raw_ceiling``); ``responses`` says which one normalises.
 """
 
 from __future__ import annotations
@@ -152,9 +159,24 @@ def isc_ceiling(responses: np.ndarray, n_bootstrap: int = 100, seed: int = 0) ->
             "per_neuroid_isc": isc.tolist(), "per_neuroid_group_mean": group.tolist(), "n_subjects": int(n_subjects)}
 
 
+def scored_responses(dataset, options: CeilingOptions) -> tuple[np.ndarray, list[str]]:
+    """The responses the normalised scores are computed on, and the confounds cleaned from them: a time series'
+    responses cleaned of each subject's confounds as the baseline and joint scores clean them
+    (encoding.baseline.cleaned_responses), unless the dataset's encoding options (``options.extra["encoding"]``, as
+    the workflow passes them) turn the baseline off, which leaves only raw scores; any other dataset's as given."""
+    encoding = dict(options.extra.get("encoding") or {})
+    if dataset.meta.get("kind") != "timeseries" or dataset.nuisance is None or encoding.get("baseline") is False:
+        return dataset.responses, []
+    from brainalign.encoding.baseline import cleaned_responses
+
+    return cleaned_responses(dataset)
+
+
 def compute_ceiling(dataset, options: CeilingOptions | dict | None = None) -> dict:
     """The dataset's ceiling per the ceiling options (``method``: auto | isc | extrapolation | split-half), typed or
-    a dict (missing keys take the schema's defaults)."""
+    a dict (missing keys take the schema's defaults), on the responses the scores use (:func:`scored_responses`):
+    ``responses`` says which (``confound-cleaned``: ``confounds`` regressed out of each subject; ``raw``), and a
+    time series' ISC of the raw responses is kept beside (``raw_isc``, ``raw_ceiling``)."""
     options = options if isinstance(options, CeilingOptions) else CeilingOptions.from_dict(options)
     seed = int(options.seed)
     meta = dataset.meta
@@ -170,6 +192,8 @@ def compute_ceiling(dataset, options: CeilingOptions | dict | None = None) -> di
                 "note": "voxels differ between subjects, so a consistency ceiling does not apply; "
                         + (f"Brain-Score's published ceiling {published} is used" if published else "raw r is reported")}
     method = options.method
+    responses, confounds = scored_responses(dataset, options)
+    cleaned = {"responses": "confound-cleaned" if confounds else "raw", "confounds": list(confounds)}
     result = {"split_half": split_half_ceiling(responses, int(options.n_splits), seed)}
     if method == "isc" or (method == "auto" and meta.get("kind") == "timeseries" and responses.shape[0] >= 3):
         result["isc"] = isc_ceiling(responses, int(options.n_bootstrap), seed)
@@ -177,7 +201,13 @@ def compute_ceiling(dataset, options: CeilingOptions | dict | None = None) -> di
         note = ("leave-one-subject-out inter-subject correlation per ROI, corrected from S - 1 subjects to infinitely many "
                 "(Spearman-Brown; the correlation of one subject with the noise-free shared response), median over ROIs; "
                 "it normalises the per-subject encoding scores (group_mean_ceiling: the same for the mean of all subjects)")
-        return {"ceiling": value, "ci": result["isc"]["ci"], "method": "isc", "note": note, **result}
+        if confounds:
+            result["raw_isc"] = isc_ceiling(dataset.responses, int(options.n_bootstrap), seed)
+            cleaned["raw_ceiling"] = result["raw_isc"]["ceiling"]
+            note += (f"; computed on the responses cleaned of each subject's {', '.join(confounds)} (least squares over all "
+                     "scans), as the baseline and joint scores are; raw_isc / raw_ceiling: the same on the raw responses, "
+                     "which the raw ridge-grouped score uses")
+        return {"ceiling": value, "ci": result["isc"]["ci"], "method": "isc", **cleaned, "note": note, **result}
     if method in ("auto", "extrapolation") and responses.shape[0] >= 3:
         result["extrapolation"] = extrapolation_ceiling(responses, n_bootstrap=int(options.n_bootstrap), seed=seed,
                                                         curve=options.curve)
@@ -188,7 +218,7 @@ def compute_ceiling(dataset, options: CeilingOptions | dict | None = None) -> di
     note = ("extrapolation ceiling of each subject's neuroid from pools of other subjects (asymptote of a saturating fit), "
             "median over neuroids; it bounds the per-subject encoding scores" if chosen == "extrapolation"
             else "split-half consistency of the group mean, Spearman-Brown corrected")
-    return {"ceiling": value, "method": chosen, "note": note, **result}
+    return {"ceiling": value, "method": chosen, **cleaned, "note": note, **result}
 
 
 def compute_ceiling_file(dataset_dir, out_path, options: CeilingOptions | dict | None = None) -> dict:

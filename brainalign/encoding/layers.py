@@ -39,10 +39,11 @@ from brainalign.encoding.baseline import baseline_design, baseline_gain, gain_ro
 from brainalign.encoding.design import layer_design, responses_matrix, word_level_design
 from brainalign.encoding.protocols.registry import PROTOCOLS, default_protocols, get_protocol
 from brainalign.encoding.protocols.scoring import cross_validated_score
+from brainalign.encoding.selection import fold_picks, modal_layer, nested_fold_values, nested_interval
 from brainalign.encoding.similarity import linear_cka, rsa
 from brainalign.errors import BrainalignError
 from brainalign.extraction.shards import check_stimulus_ids, read_layer
-from brainalign.io import write_json, write_table
+from brainalign.io import atomic_path, write_json, write_table
 from brainalign.options import EncodingOptions
 
 log = logging.getLogger("brainalign.encoding")  # the package's logger (log filters name it)
@@ -108,7 +109,9 @@ class LayerMetric:
 
 def protocol_rows(metric: LayerMetric, profile: LayerProfile) -> list[dict]:
     """Each layer's score, the best layer's, and the nested estimate: in each outer fold the layer with the best
-    training-only score, its test score (mean over folds; the row names the layer chosen most often)."""
+    training-only score, its test score (mean over folds; the row names the layer chosen most often), with the
+    bootstrap interval of that estimator itself (encoding.selection.nested_interval: the chosen layers' draws
+    combined fold by fold; the training folds' choices are part of it, not re-made in each resample)."""
     layer_names, ceiling = computed_layers(metric, profile), profile.ceiling
     rows, scores = [], []
     for name in layer_names:
@@ -120,14 +123,13 @@ def protocol_rows(metric: LayerMetric, profile: LayerProfile) -> list[dict]:
     best = layer_names[int(np.nanargmax(scores))]
     p = metric.stored(profile.by_layer[best])
     rows.append(profile.row("linear", metric.name, "best", best, p["score"], ceiling, (p["ci_low"], p["ci_high"]), p["n"]))
-    chosen, test_scores = [], []
-    for k in range(len(p["fold_scores"])):
-        inner = [metric.stored(profile.by_layer[name])["inner_scores"][k] for name in layer_names]
-        pick = layer_names[int(np.nanargmax(inner))]
-        chosen.append(pick)
-        test_scores.append(metric.stored(profile.by_layer[pick])["fold_scores"][k])
-    mode = max(set(chosen), key=lambda name: (chosen.count(name), -profile.index[name]))
-    rows.append(profile.row("linear", metric.name, "nested", mode, float(np.nanmean(test_scores)), ceiling, n=p["n"]))
+    stored = {name: metric.stored(profile.by_layer[name]) for name in layer_names}
+    picks = fold_picks({name: stored[name]["inner_scores"] for name in layer_names}, layer_names)
+    test_scores = nested_fold_values(picks, {name: stored[name]["fold_scores"] for name in layer_names})
+    ci = nested_interval(picks, test_scores, {name: stored[name].get("fold_draws") for name in layer_names},
+                         p.get("bootstrap_inflation"))
+    rows.append(profile.row("linear", metric.name, "nested", modal_layer(picks, layer_names), float(np.nanmean(test_scores)),
+                            ceiling, ci, n=p["n"]))
     return rows
 
 
@@ -290,6 +292,42 @@ def layers_of_part(layer_names: list[str], part: int, n_parts: int) -> list[str]
     return list(layer_names)[part::n_parts]
 
 
+PARTIAL_FINGERPRINT = ".fingerprint"  # in part{k}.partial/: what its kept layers were computed from (not *.json: not a layer)
+
+
+def partial_fingerprint(shard_path, dataset_dir, options: EncodingOptions, part: int, n_parts: int) -> dict:
+    """What an encoding job's kept layers depend on: the shard (its attributes: model, revision, dtype, matmul
+    dtype, readout, ...; and its size and modification time, which change whenever it is rewritten), the prepared
+    dataset's files, the options each layer records, the split into parts and the code version."""
+    from brainalign import __version__
+    from brainalign.extraction.shards import read_attributes
+    from brainalign.fingerprint import file_identity, folder_identity, plain
+
+    return plain({"shard": {**read_attributes(shard_path), **file_identity(shard_path)}, "dataset": folder_identity(dataset_dir),
+                  "options": recorded_options(options), "part": [part, n_parts], "code_version": __version__})
+
+
+def _open_partial(partial: Path, fingerprint: dict) -> None:
+    """Create ``partial`` for a job with ``fingerprint``; a folder kept from a run with other inputs (or from a version
+    that recorded none) is discarded first, with a log line naming what differs."""
+    import shutil
+
+    from brainalign.fingerprint import differing, read_fingerprint
+
+    marker = partial / PARTIAL_FINGERPRINT
+    if partial.is_dir():
+        stored = read_fingerprint(marker)
+        if stored != fingerprint and any(partial.glob("*.json")):
+            log.warning("%s: kept from an earlier, interrupted run with other inputs (%s); discarding it and fitting every "
+                        "layer afresh", partial, f"{', '.join(differing(stored, fingerprint))} differ" if stored else "no fingerprint")
+        if stored != fingerprint:
+            shutil.rmtree(partial)
+    partial.mkdir(parents=True, exist_ok=True)
+    if not marker.is_file():
+        with atomic_path(marker, suffix=".tmp") as tmp:  # never a *.json beside the layers, even while being written
+            tmp.write_text(json.dumps(fingerprint, indent=1, sort_keys=True) + "\n")
+
+
 def fit_layers_file(shard_path, dataset_dir, out_dir, options: EncodingOptions | dict | None = None, part: int = 0,
                     n_parts: int = 1, progress: bool = True) -> list[str]:
     """Step of rule fit_encoding: every layer of one shard (or one part of them) against one prepared dataset, one
@@ -297,7 +335,9 @@ def fit_layers_file(shard_path, dataset_dir, out_dir, options: EncodingOptions |
     not once per layer.
 
     Resumable: finished layers are written to ``<out_dir>.partial/`` and kept when a killed job is re-run with the
-    same options (the JSON records them); the folder becomes ``out_dir`` when every layer is there.
+    same inputs: the folder records their fingerprint (:func:`partial_fingerprint`: the shard, the dataset, the
+    options, the code version) and is discarded, with a log line, when they differ; each layer's JSON records the
+    options too. The folder becomes ``out_dir`` when every layer is there.
     """
     import shutil
 
@@ -307,10 +347,10 @@ def fit_layers_file(shard_path, dataset_dir, out_dir, options: EncodingOptions |
     options = options if isinstance(options, EncodingOptions) else EncodingOptions.from_dict(options)
     out_dir = Path(out_dir)
     partial = out_dir.with_name(out_dir.name + ".partial")
-    partial.mkdir(parents=True, exist_ok=True)
     dataset = load_prepared(dataset_dir)
     check_stimulus_ids(shard_path, dataset.stimuli["stimulus_id"].astype(str).tolist(), dataset_dir)
     layers = layers_of_part(read_layer_names(shard_path), part, n_parts)
+    _open_partial(partial, partial_fingerprint(shard_path, dataset_dir, options, part, n_parts))
     recorded = json.loads(json.dumps(recorded_options(options), default=str))
     todo = []
     for layer in layers:
@@ -334,6 +374,7 @@ def fit_layers_file(shard_path, dataset_dir, out_dir, options: EncodingOptions |
                        everywhere if extras_later else None)
     if extras_later:
         _add_extras_at_selected_layers(shard_path, dataset, partial, layers, options, metrics[0], extras)
+    (partial / PARTIAL_FINGERPRINT).unlink(missing_ok=True)  # the finished folder holds the layers' JSONs only
     if out_dir.exists():
         shutil.rmtree(out_dir)
     partial.rename(out_dir)

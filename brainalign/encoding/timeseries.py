@@ -1,11 +1,19 @@
 """From word-level model features to fMRI scan times: Lanczos downsampling (or summing within a scan) and
 finite-impulse-response delays.
 
-Why Lanczos: averaging the words inside each 2 s scan aliases fast fluctuations of the feature time course into
-the slow BOLD band; a Lanczos (windowed-sinc) low-pass at the scan Nyquist frequency does not (Huth et al. 2016;
-LITcoder 2025). The kernel is Huth et al.'s ``lanczosfun`` with ``cutoff = 1 / tr``: ``sin(pi t / tr) / (pi t / tr)``
-has its first zero at one TR and passes frequencies up to the scan Nyquist 1 / (2 tr) (gain 0.5 there), support
-+-3 TR (tests/test_timeseries.py checks the gain against the kernel's analytic frequency response).
+What the kernel is: Huth et al.'s ``lanczosfun`` (Huth et al. 2016; LITcoder 2025), a 3-lobe Lanczos windowed sinc
+``3 sin(pi t c) sin(pi t c / 3) / (pi t c)^2`` with ``c = 1 / tr`` (``downsample: lanczos``): the sinc has its first
+zero at one TR, support +-3 TR. Its frequency response (:func:`lanczos_gain`) is >= 0.9 up to 0.73 of the scan
+Nyquist frequency 1 / (2 tr), falls through **1/2 at the Nyquist** (0.25 Hz at TR 2 s) and reaches ~0 only at ~1.3 x Nyquist
+(0.18 at 1.2 x): a smooth interpolation of the feature time course, **not an anti-alias filter** (which must reject
+everything above the Nyquist before sampling). Feature power between the Nyquist and ~1.3 x Nyquist is folded into
+the band just below it. It is still far better than averaging the words inside each scan (a boxcar, whose side lobes
+alias fast fluctuations down into the slow BOLD band). ``downsample: lanczos-antialias`` is the same kernel with the
+cutoff at :data:`ANTIALIAS_CUTOFF` (0.7) of that: |gain| <= 0.011 from the scan Nyquist up, 0.9 up to 0.13 Hz and 1/2
+at 0.175 Hz at TR 2 s, so nothing above the Nyquist is aliased and the BOLD band (below ~0.15 Hz) passes. Both are
+scaled to the same passband gain (a scan's value is the words per scan times their features).
+tests/test_timeseries.py checks both gains against the kernels' analytic frequency responses; the measured effect
+on Brennan 2016 is in docs/timeseries.md.
 
 Why FIR delays rather than a canonical HRF: the haemodynamic lag differs across regions and people; stacking the
 features at several lags lets the (ridge) encoding model learn the response shape.
@@ -17,6 +25,9 @@ import functools
 
 import numpy as np
 
+ANTIALIAS_CUTOFF = 0.7  # ``downsample: lanczos-antialias``: the kernel's cutoff as a fraction of lanczos's 1 / tr
+LANCZOS_METHODS = {"lanczos": 1.0, "lanczos-antialias": ANTIALIAS_CUTOFF}  # encoding.downsample -> cutoff fraction
+
 
 def lanczos_kernel(t: np.ndarray, cutoff: float, window: int = 3) -> np.ndarray:
     """Lanczos windowed sinc at frequency ``cutoff`` (cycles/s), ``window`` lobes; t in seconds."""
@@ -27,19 +38,20 @@ def lanczos_kernel(t: np.ndarray, cutoff: float, window: int = 3) -> np.ndarray:
     return kernel
 
 
-def lanczos_cutoff(tr: float) -> float:
-    """The kernel parameter of :func:`lanczos_kernel` for a scan every ``tr`` s: 1 / tr (Huth et al.'s
-    ``lanczosinterp2D`` with ``cutoff_mult = 1``), a low-pass whose gain falls to one half at the scan Nyquist
-    frequency 1 / (2 tr)."""
-    return 1.0 / float(tr)
+def lanczos_cutoff(tr: float, fraction: float = 1.0) -> float:
+    """The kernel parameter of :func:`lanczos_kernel` for a scan every ``tr`` s: ``fraction / tr`` (Huth et al.'s
+    ``lanczosinterp2D`` with ``cutoff_mult = fraction``). ``fraction`` 1 (``downsample: lanczos``): gain 1/2 at the
+    scan Nyquist frequency 1 / (2 tr), so not an anti-alias filter; :data:`ANTIALIAS_CUTOFF` (``lanczos-antialias``):
+    |gain| <= 0.011 from the Nyquist up."""
+    return float(fraction) / float(tr)
 
 
-def lanczos_gain(frequency, tr: float, window: int = 3, step: float = 1e-3) -> np.ndarray:
+def lanczos_gain(frequency, tr: float, window: int = 3, step: float = 1e-3, fraction: float = 1.0) -> np.ndarray:
     """The downsampling's frequency response: the kernel's Fourier transform at ``frequency`` (Hz) divided by its
-    integral (``tr``), by numerical integration. A sinusoid of amplitude A carried by events at a steady rate of
-    ``rho`` per second comes out of :func:`lanczos_downsample` with amplitude ``A * rho * tr * gain`` (``rho * tr``:
-    the events per scan, since events are impulses that add up)."""
-    cutoff = lanczos_cutoff(tr)
+    integral, by numerical integration. A sinusoid of amplitude A carried by events at a steady rate of ``rho`` per
+    second comes out of :func:`lanczos_downsample` with amplitude ``A * rho * tr * gain`` (``rho * tr``: the events
+    per scan, since events are impulses that add up), for either ``fraction``."""
+    cutoff = lanczos_cutoff(tr, fraction)
     t = np.arange(-window / cutoff, window / cutoff + step, step)
     kernel = lanczos_kernel(t, cutoff, window)
     frequency = np.atleast_1d(np.asarray(frequency, dtype=float))
@@ -47,24 +59,28 @@ def lanczos_gain(frequency, tr: float, window: int = 3, step: float = 1e-3) -> n
 
 
 def lanczos_downsample(features: np.ndarray, event_times: np.ndarray, scan_times: np.ndarray, tr: float,
-                       window: int = 3) -> np.ndarray:
-    """Features of events (words, tokens) at ``event_times`` resampled at ``scan_times`` with a low-pass at the scan
-    Nyquist frequency (:func:`lanczos_cutoff`).
+                       window: int = 3, fraction: float = 1.0) -> np.ndarray:
+    """Features of events (words, tokens) at ``event_times`` resampled at ``scan_times`` through the Lanczos kernel
+    with cutoff ``fraction / tr`` (:func:`lanczos_cutoff`: 1, half gain at the scan Nyquist; :data:`ANTIALIAS_CUTOFF`,
+    an anti-alias low-pass).
 
     Each scan gets the kernel-weighted sum of the event features around it (events are impulses, as in Huth et
-    al.'s ``lanczosinterp2D``), so more words in a scan give a larger value, as more words drive more response.
+    al.'s ``lanczosinterp2D``), so more words in a scan give a larger value, as more words drive more response; the
+    kernel is multiplied by ``fraction`` so that every cutoff has the same passband gain (its integral stays ``tr``).
     """
     scan_times, event_times = np.asarray(scan_times, dtype=float), np.asarray(event_times, dtype=float)
-    return _lanczos_weights(scan_times.tobytes(), event_times.tobytes(), float(tr), window) @ features
+    return _lanczos_weights(scan_times.tobytes(), event_times.tobytes(), float(tr), window, float(fraction)) @ features
 
 
 @functools.lru_cache(maxsize=4)
-def _lanczos_weights(scan_times: bytes, event_times: bytes, tr: float, window: int) -> np.ndarray:
+def _lanczos_weights(scan_times: bytes, event_times: bytes, tr: float, window: int, fraction: float = 1.0) -> np.ndarray:
     """The scans x events kernel matrix of :func:`lanczos_downsample` (read-only), kept for the same timing (the
     times as float64 bytes): an encoding job resamples every layer of a model (and the word-rate baseline) on one
     dataset's times, and the kernel, not the product, is most of that work."""
     scans, events = np.frombuffer(scan_times), np.frombuffer(event_times)
-    weights = lanczos_kernel(scans[:, None] - events[None, :], lanczos_cutoff(tr), window)
+    weights = lanczos_kernel(scans[:, None] - events[None, :], lanczos_cutoff(tr, fraction), window)
+    if fraction != 1.0:
+        weights *= fraction
     weights.setflags(write=False)
     return weights
 
@@ -105,10 +121,12 @@ def make_delays(features: np.ndarray, delays, groups: np.ndarray | None = None) 
 
 def words_to_scans(features: np.ndarray, onsets: np.ndarray, offsets: np.ndarray, scan_times: np.ndarray,
                    tr: float, method: str = "lanczos") -> np.ndarray:
-    """Word features -> scan features. Word time = its offset (the word is understood once heard/read)."""
+    """Word features -> scan features (``method``: ``encoding.downsample``). Word time = its offset (the word is
+    understood once heard/read)."""
     times = np.asarray(offsets if offsets is not None else onsets, dtype=float)
-    if method == "lanczos":
-        return lanczos_downsample(features, times, np.asarray(scan_times, dtype=float), tr)
+    if method in LANCZOS_METHODS:
+        return lanczos_downsample(features, times, np.asarray(scan_times, dtype=float), tr,
+                                  fraction=LANCZOS_METHODS[method])
     return sum_within_scans(features, times, np.asarray(scan_times, dtype=float), tr, mean=(method == "mean"))
 
 

@@ -43,6 +43,7 @@ from brainalign.extraction.context import (
 )
 from brainalign.extraction.layers import LayerRecorder, resolve_layers
 from brainalign.extraction.shards import write_shard
+from brainalign.fingerprint import folder_identity
 from brainalign.models.session import model_session
 from brainalign.options import ExtractionOptions
 from brainalign.progress import progress_bar
@@ -200,7 +201,8 @@ def extract_to_shard(spec: dict, model, dataset_dir, out_path, options: Extracti
         if options.checkpoint:
             checkpoint_dir = partial / compute_label(loaded.info)
             fingerprint = {"dataset": dataset.meta.get("name", ""), "n_stimuli": len(dataset.stimuli),
-                           "stimulus_ids": digest(dataset.stimuli["stimulus_id"].astype(str).tolist())}
+                           "stimulus_ids": digest(dataset.stimuli["stimulus_id"].astype(str).tolist()),
+                           "model_folder": folder_identity(session.model_dir)}  # its files rewritten: other weights
         return extract_arrays(loaded, spec, dataset.stimuli, dataset.meta, options, context_mode=mode, progress=progress,
                               checkpoint_dir=checkpoint_dir, checkpoint_fingerprint=fingerprint)
 

@@ -6,7 +6,8 @@ run leaves behind.
 work). Work is cut into *units* (one batch of windows in sentence/group mode and for non-causal models' per-word
 windows, one story window for decoders in window mode) in a fixed, deterministic order; finished units are
 flushed every ``checkpoint_every`` units and/or ``checkpoint_seconds`` seconds. A re-run with the same fingerprint
-(model, dtype, matmul dtype, dataset content, tokenisation, batching, context mode, readout, layers, device, code and library
+(model, its provenance and its prepared folder's files (size and time: :mod:`brainalign.fingerprint`), dtype, matmul
+dtype, T5 mode, dataset content, tokenisation, batching, context mode, readout, layers, device, code and library
 versions: :func:`open_checkpoint`) skips the finished units and computes the rest with exactly the same batch
 composition, so its shard is byte-identical to an uninterrupted run; a checkpoint from other settings is discarded
 with a warning. The shard itself is still written atomically and the checkpoint is removed once it is in place.
@@ -27,6 +28,7 @@ import torch
 import transformers
 
 from brainalign import __version__
+from brainalign.extraction.context import encoder_decoder_mode
 from brainalign.io import atomic_path, write_json
 from brainalign.options import ExtractionOptions
 
@@ -154,7 +156,7 @@ def open_checkpoint(directory, loaded, spec, names, units, options: ExtractionOp
         "source": info.get("source", ""), "quantization": info.get("quantization", ""), "dtype": info.get("dtype", ""),
         "matmul_dtype": info.get("matmul_dtype", info.get("dtype", "")),
         "provenance": digest([info.get("provenance", {})]), "seed": spec.get("seed"), "prepend_text": spec.get("prepend_text", ""),
-        "context_mode": context_mode, "readout": readout,
+        "context_mode": context_mode, "readout": readout, "t5_mode": encoder_decoder_mode(spec) or "",
         "batch_size": options.batch_size, "max_context_tokens": options.max_context_tokens,
         "min_context_tokens": options.min_context_tokens, "device": str(torch.device(loaded.device).type),
         "code_version": __version__, "torch": torch.__version__, "transformers": transformers.__version__, "work": digest(units),

@@ -22,6 +22,7 @@ from brainalign.errors import BrainalignError
 from brainalign.io import atomic_path, write_json
 from brainalign.models.registry import PROVENANCE_FILE, get_source, model_class, model_id
 from brainalign.resources import MATMUL_DTYPES, products_dtype
+from brainalign.schema import model_entry
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def prepare_model(spec: dict, out_dir, base_dir=None) -> None:
     source = get_source(spec["source"])
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
-        provenance = {"name": spec["name"], "source": spec["source"], "kind": spec["kind"], "dtype": spec.get("dtype", "float32"),
+        provenance = {"name": spec["name"], "source": spec["source"], "kind": spec["kind"], "dtype": model_entry(spec)["dtype"],
                       "code_version": __version__, "quantization": spec.get("quantization", "")}
         provenance.update(source.prepare(spec, tmp, base_dir))
         write_json(provenance, tmp / PROVENANCE_FILE)
@@ -63,12 +64,12 @@ class ModelSession:
     """
 
     def __init__(self, spec: dict, model_dir, device: str | None = None, matmul_dtype: str = "float32"):
-        self.spec, self.model_dir, self.device, self.matmul_dtype = spec, Path(model_dir), device, matmul_dtype
+        self.spec, self.model_dir, self.device, self.matmul_dtype = model_entry(spec), Path(model_dir), device, matmul_dtype
         self._loaded: LoadedModel | None = None
         self.n_loads = 0
 
     def get(self, dtype: str | None = None) -> LoadedModel:
-        dtype = dtype or self.spec.get("dtype", "float32")
+        dtype = dtype or self.spec["dtype"]
         if self._loaded is not None and self._loaded.info["dtype"] == dtype:
             return self._loaded
         self.release()
@@ -133,7 +134,7 @@ def load_model(spec: dict, model_dir, device: str | None = None, dtype: str | No
     if matmul_dtype not in MATMUL_DTYPES:
         raise BrainalignError(f"extraction.matmul_dtype: unknown value {matmul_dtype!r} (expected one of {', '.join(MATMUL_DTYPES)})")
     device = default_device(device)
-    dtype_name = dtype or spec.get("dtype", "float32")
+    dtype_name = dtype or model_entry(spec)["dtype"]
     torch_dtype = getattr(torch, dtype_name)
     model, placed = get_source(spec["source"]).load_weights(spec, model_class(spec["kind"]), model_dir, torch_dtype, device)
     if not placed:

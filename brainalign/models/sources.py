@@ -36,6 +36,7 @@ from pathlib import Path
 from brainalign.errors import BrainalignError
 from brainalign.io import file_hash
 from brainalign.models.registry import PROVENANCE_FILE, TOKENIZER_FILES, ModelSource, register_source
+from brainalign.schema import schema_default
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +275,7 @@ class UntrainedSource(ModelSource):
             if (base_dir / name).exists():
                 shutil.copy2(base_dir / name, out_dir / name)
         base = json.loads((base_dir / PROVENANCE_FILE).read_text())
-        return {"architecture_of": spec["architecture_of"], "seed": spec.get("seed", 0), "architecture_source": base,
+        return {"architecture_of": spec["architecture_of"], "seed": spec.get("seed", schema_default("seed")), "architecture_source": base,
                 "quantization": "none (random init)"}
 
     def load_weights(self, spec: dict, model_class, model_dir: Path, torch_dtype, device: str):
@@ -282,7 +283,7 @@ class UntrainedSource(ModelSource):
         from transformers import AutoConfig
 
         config = AutoConfig.from_pretrained(model_dir)
-        torch.manual_seed(int(spec.get("seed", 0)))
+        torch.manual_seed(int(spec.get("seed", schema_default("seed"))))
         return model_class.from_config(config, dtype=torch_dtype), False
 
 

@@ -26,11 +26,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from brainalign.errors import BrainalignError
 from brainalign.io import write_table
 from brainalign.options import AnalysisOptions
 from brainalign.study.statistics import pair_effect, property_correlations
-from brainalign.study.tables import analysis_measures, check_headline, check_models, pairs_of
+from brainalign.study.tables import (
+    InvalidEntry,
+    analysis_measures,
+    check_headline,
+    check_models,
+    check_scored_models,
+    pairs_of,
+    read_table,
+)
 
 log = logging.getLogger("brainalign.study.analysis")
 
@@ -38,14 +45,40 @@ log = logging.getLogger("brainalign.study.analysis")
 ANALYSIS_FIGURES = ("pair_effect", "alignment_vs_size", "alignment_vs_mmlu")
 
 
-def read_inputs(scores_csv, models_csv) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The headline table and the models table, checked (one-line errors naming the file)."""
-    for path in (scores_csv, models_csv):
-        if not Path(path).is_file():
-            raise BrainalignError(f"{path}: file not found")
-    scores = check_headline(pd.read_csv(scores_csv), scores_csv)
-    models = check_models(pd.read_csv(models_csv), models_csv)
+def read_inputs(scores_csv, models_csv, drop_invalid: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The headline table and the models table, checked: anything the analysis cannot use (a non-finite or
+    unparsable score, a model the models table lacks, a base model that is not in it, a property that is not a
+    number) is a one-line error naming the file, line, model and field (``brainalign.study.tables``). With
+    ``drop_invalid`` it is left out instead, with a warning naming it and every pair it takes out of a measure.
+    A pair whose model has no score at all is always named in a warning."""
+    dropped: list[InvalidEntry] = []
+    models = check_models(read_table(models_csv), models_csv, drop_invalid=drop_invalid, dropped=dropped)
+    scores = check_headline(read_table(scores_csv), scores_csv, drop_invalid=drop_invalid, dropped=dropped)
+    scores = check_scored_models(scores, models, scores_csv, models_csv, drop_invalid=drop_invalid, dropped=dropped)
+    pairs = pairs_of(models)
+    for entry in dropped:
+        log.warning("%s: left out (--drop-invalid)%s", entry.message, _consequence(entry, pairs))
+    scored = set(scores["model"].astype(str))
+    for base, derived in pairs:
+        unscored = [model for model in (base, derived) if model not in scored]
+        if unscored:
+            log.warning("pair %s -> %s is left out: %s has no score in %s", base, derived, " and ".join(unscored), scores_csv)
     return scores, models
+
+
+def _consequence(entry: InvalidEntry, pairs: list[tuple[str, str]]) -> str:
+    """What leaving ``entry`` out takes from the analysis, for its warning: the pairs it drops from a measure."""
+    if entry.field == "vanilla_base_model":
+        return f"; pair {entry.value} -> {entry.model} left out"
+    if entry.field in ("instruction_tuned", "trained"):
+        return f"; {entry.model} counts as {'not instruction-tuned' if entry.field == 'instruction_tuned' else 'trained'}"
+    if entry.field not in ("score", "model"):
+        return f"; {entry.model} has no {entry.field} in the property correlations"
+    if entry.field == "model":  # a model the models table lacks is in no pair
+        return ""
+    affected = [f"{base} -> {derived}" for base, derived in pairs if entry.model in (base, derived)]
+    return (f"; pairs without a {entry.dataset} score (left out of it and of any average over it): {', '.join(affected)}"
+            if affected else f"; {entry.model} is in no pair")
 
 
 def pair_groups(models: pd.DataFrame, families: dict | None) -> dict[str, list[tuple[str, str]]]:
@@ -69,13 +102,14 @@ def pair_groups(models: pd.DataFrame, families: dict | None) -> dict[str, list[t
 
 
 def analyse(scores_csv, models_csv, out_dir, options: AnalysisOptions | Mapping | None = None, label: str | None = None,
-            figures: bool = True) -> dict:
+            figures: bool = True, drop_invalid: bool = False) -> dict:
     """Write instruction_effect.csv and property_correlations.csv (and figures) into ``out_dir``.
 
     ``options``: the config's ``analysis`` block with the run's ``seed`` (an ``AnalysisOptions`` or a mapping;
-    what it leaves out takes the schema's defaults); ``label`` is the config's name for what the pairs compare."""
+    what it leaves out takes the schema's defaults); ``label`` is the config's name for what the pairs compare;
+    ``drop_invalid``: leave out, with a warning, what :func:`read_inputs` would otherwise stop at."""
     options = AnalysisOptions.from_dict(options) if not isinstance(options, AnalysisOptions) else options
-    scores, models = read_inputs(scores_csv, models_csv)
+    scores, models = read_inputs(scores_csv, models_csv, drop_invalid)
     measures, kinds = analysis_measures(scores, options.brain_datasets)
     effects, correlations = [], []
     for group, pairs in pair_groups(models, options.families).items():
@@ -86,6 +120,11 @@ def analyse(scores_csv, models_csv, out_dir, options: AnalysisOptions | Mapping 
         correlations.append(property_correlations(measures, in_group, options.subset, kinds).assign(group=group))
     effect = pd.concat(effects, ignore_index=True)
     effect = effect[["group", *[c for c in effect.columns if c != "group"]]]
+    from brainalign.study.tables import headline_selection
+
+    selection = headline_selection(scores)  # the headline table's layer choice (best | nested), "" where it does not say
+    if selection:  # so every brain measure's row says which layer choice it compares
+        effect["selection"] = effect["kind"].map(lambda kind: selection if kind == "brain" else "")
     correlation_table = pd.concat(correlations, ignore_index=True)
     correlation_table = correlation_table[["group", *[c for c in correlation_table.columns if c != "group"]]]
     out_dir = Path(out_dir)
@@ -98,6 +137,7 @@ def analyse(scores_csv, models_csv, out_dir, options: AnalysisOptions | Mapping 
         study = FigureInputs(tidy=pd.DataFrame(), scores=scores, models=models, label=label)
         paths += draw_figures(study, out_dir / "figures", names=ANALYSIS_FIGURES)
     for row in effect[effect["measure"] == "brain_average"].itertuples():
-        log.info("%s: brain average %+.1f%% relative (%+.4f absolute) over %d pairs, p = %.3g", row.group,
-                 100 * row.mean_relative_change, row.mean_absolute_change, row.n_pairs, row.p_perm)
+        log.info("%s: brain average %+.1f%% relative (%+.4f absolute) over %d pairs, p = %.3g%s", row.group,
+                 100 * row.mean_relative_change, row.mean_absolute_change, row.n_pairs, row.p_perm,
+                 f" (brain scores: {selection} layer choice)" if selection else "")
     return {"effect": effect, "correlations": correlation_table, "figures": paths}

@@ -1,6 +1,7 @@
 """What the run itself says to read with care, for the summary page: scores indistinguishable from chance, scores
-above their ceiling, the leaky brainscore-2023 protocol on time series, reading times shifted against the words,
-too few pairs for a small p-value, and the distinct warnings in the run's logs."""
+above their ceiling, a headline at the best layer (biased upward by the choice), the leaky brainscore-2023
+protocol on time series, reading times shifted against the words, too few pairs for a small p-value, and the
+distinct warnings in the run's logs."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from brainalign.study.sections import reading_behaviour_table
+from brainalign.study.sections import reading_behaviour_table, selection_bias_table
+from brainalign.study.tables import headline_selection
 
 NEAR_ZERO_R = 0.05  # |r| below this on a layer: indistinguishable from chance at the sizes these datasets have
 
@@ -54,10 +56,24 @@ def _diagnostics(tidy: pd.DataFrame, results_dir: Path) -> list[str]:
     return items
 
 
+def _best_layer_headline(tidy: pd.DataFrame, headline: pd.DataFrame) -> list[str]:
+    """A headline at the best layer (``analysis.headline.brain_selection: best``, the paper's): chosen on the folds that
+    score it, so biased upward, with a CI that leaves the choice out; by how much here (best - nested)."""
+    if headline_selection(headline) != "best":
+        return []
+    bias = selection_bias_table(tidy, headline)
+    measured = (f" (here best exceeds the nested choice by {bias['best - nested'].median():+.3f} r on median, at most "
+                f"{bias['best - nested'].max():+.3f}: the layer-selection table)") if len(bias) else ""
+    return ["Headline brain scores are each model's best layer, chosen on the same folds that score it: biased upward"
+            f"{measured}, and their CIs leave the choice out. analysis.headline.brain_selection: nested chooses each "
+            "fold's layer on training folds only."]
+
+
 def caveats(tidy: pd.DataFrame, headline: pd.DataFrame, effect: pd.DataFrame, results_dir=None, logs_dir=None) -> list[str]:
     """What the run itself says to read with care (HTML-escaped list items): headline CIs that include zero,
-    near-zero layers, normalised scores above 1, the leaky brainscore-2023 protocol on time-series datasets, a
-    reading-time lag other than 0, too few pairs for a small p-value, and the distinct warnings of the logs."""
+    near-zero layers, normalised scores above 1, a best-layer headline, the leaky brainscore-2023 protocol on
+    time-series datasets, a reading-time lag other than 0, too few pairs for a small p-value, and the distinct
+    warnings of the logs."""
     items = []
     if len(headline) and {"ci_low", "ci_high"} <= set(headline.columns):
         spans = headline[(headline["ci_low"] <= 0) & (headline["ci_high"] >= 0)]
@@ -74,6 +90,7 @@ def caveats(tidy: pd.DataFrame, headline: pd.DataFrame, effect: pd.DataFrame, re
     if len(over):
         items.append(f"{len(over)} scores exceed their noise ceiling (normalised &gt; 1, up to {over['normalised'].max():.2f}): "
                      "the ceiling underestimates the explainable variance or the protocol leaks.")
+    items += _best_layer_headline(tidy, headline)
     if results_dir is not None:
         items += _diagnostics(tidy, Path(results_dir))
     items += [html.escape(warning) for warning in reading_behaviour_table(tidy)[1]]  # the reading-regression lag check

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from brainalign.study.tables import pairs_of, untrained_models
+from brainalign.study.tables import pairs_of, selection_words, untrained_models
 
 
 def _signed(value: float, digits: int = 3) -> str:
@@ -40,11 +40,15 @@ def change_word(models: pd.DataFrame) -> str:
     return "the change"
 
 
-def findings(effect: pd.DataFrame, models: pd.DataFrame, label: str) -> list[str]:
-    """The page's opening sentences (plain text): per group of pairs, on how many brain datasets the derived model
-    scores higher, the brain average's change with CI and p, each behaviour measure's; measures no pair scored."""
+def findings(effect: pd.DataFrame, models: pd.DataFrame, label: str, selection: str = "") -> list[str]:
+    """The page's opening sentences (plain text): which layer choice the brain scores are (``selection``: the
+    headline table's, ``tables.headline_selection``; nothing where unknown), then per group of pairs, on how many
+    brain datasets the derived model scores higher, the brain average's change with CI and p, each behaviour
+    measure's; measures no pair scored."""
     word = change_word(models)
     sentences = []
+    if selection_words(selection) and "kind" in effect.columns and (effect["kind"] == "brain").any():
+        sentences.append(f"Brain scores are each model's {selection_words(selection)}.")
     for group, rows in effect.groupby("group", sort=False):
         prefix = "" if group == "all" else f"[{group}] "
         scored = rows[rows["n_pairs"] > 0]

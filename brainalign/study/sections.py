@@ -3,7 +3,9 @@
 * ``reading_behaviour_table``: per model x reading dataset, the paper's r beside the reading-regression protocol,
   and the lag-check warnings;
 * ``timeseries_gain_table``: per time-series dataset x model, the baseline, the joint model and the gain over the
-  baseline, each trained model followed by its untrained control.
+  baseline, each trained model followed by its untrained control;
+* ``selection_bias_table``: per model x brain dataset, the headline's best layer beside its nested layer choice,
+  and how far the best exceeds the nested (the layer-selection bias).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import pandas as pd
 
 from brainalign.behaviour.reading_regression import lag_check_fires
-from brainalign.study.tables import GAIN_METRICS, GAIN_PROTOCOL, untrained_models
+from brainalign.study.tables import GAIN_METRICS, GAIN_PROTOCOL, Headline, untrained_models
 
 READING_PROTOCOL = "reading-regression"
 
@@ -43,11 +45,13 @@ def reading_behaviour_table(tidy: pd.DataFrame, untrained=()) -> tuple[pd.DataFr
 
         lags = sorted(m for m, p in cell if p == READING_PROTOCOL and m.startswith("surprisal_coef_lag"))
         check, delta = cell.get(("lag_check", READING_PROTOCOL)), cell.get(("delta_loglik", READING_PROTOCOL))
-        fired = check is not None and delta is not None and lag_check_fires(check.ci_low, delta.ci_low)
+        gate = cell.get(("lag_check_gain", READING_PROTOCOL), delta)  # score files from before the gain row: the delta
+        fired = check is not None and gate is not None and lag_check_fires(check.ci_low, gate.ci_low)
         if fired:
             warnings.append(f"{model} on {dataset}: the next word's surprisal predicts reading times better than the "
                             f"previous word's (lag check {check.raw_r:.4f} nats, CI [{check.ci_low:.4f}, {check.ci_high:.4f}]): "
-                            "the reading times look shifted by one word against the text")
+                            "the reading times look shifted by one word against the text (both models hold both "
+                            "neighbours' length and frequency)")
         rows.append({"model": model + (" (untrained)" if model in set(untrained) else ""), "dataset": dataset,
                      "r (default)": shown("surprisal_r", "default"), "|r| (brainscore-2023)": shown("surprisal_r", "brainscore-2023"),
                      "delta log-lik (nats/obs)": shown("delta_loglik", READING_PROTOCOL, 4),
@@ -59,12 +63,14 @@ def reading_behaviour_table(tidy: pd.DataFrame, untrained=()) -> tuple[pd.DataFr
     return pd.DataFrame(rows), warnings
 
 
-def timeseries_gain_table(tidy: pd.DataFrame, models: pd.DataFrame | None = None, selection: str = "best") -> pd.DataFrame:
+def timeseries_gain_table(tidy: pd.DataFrame, models: pd.DataFrame | None = None, selection: str | None = None) -> pd.DataFrame:
     """Per time-series dataset x model: the raw score (linear, ridge-grouped), the baseline (word rate + nuisance),
     the joint model (baseline + the layer's features), the gain (joint - baseline, the time series' headline) and
-    the variance added, each with its block-bootstrap 95% CI, at the ``selection`` layer; each trained model is
-    followed by its untrained control (its ``vanilla_base_model`` when that is untrained), so the two gains sit
-    side by side."""
+    the variance added, each with its block-bootstrap 95% CI, at the ``selection`` layer (best or nested; None: the
+    headline's default, ``Headline().brain_selection``; the nested row names the layer chosen in most folds, and its
+    raw r is that layer's); each trained model is followed by its untrained control (its ``vanilla_base_model`` when
+    that is untrained), so the two gains sit side by side."""
+    selection = selection or Headline().brain_selection
     rows = tidy[(tidy["kind"] == "brain") & (tidy["protocol"] == GAIN_PROTOCOL) & (tidy["selection"] == selection)]
     gain = rows[rows["metric"].isin(list(GAIN_METRICS.values()))]
     if gain.empty:
@@ -100,4 +106,28 @@ def timeseries_gain_table(tidy: pd.DataFrame, models: pd.DataFrame | None = None
                         "variance added": with_ci(cell["variance_added"].raw_r, cell["variance_added"].ci_low,
                                                   cell["variance_added"].ci_high, 4),
                         "ceiling": "" if pd.isna(cell["joint_r"].ceiling) else f"{cell['joint_r'].ceiling:.3f}"})
+    return pd.DataFrame(out)
+
+
+def selection_bias_table(tidy: pd.DataFrame, headline: pd.DataFrame) -> pd.DataFrame:
+    """Per model x brain dataset of the headline table: its metric and protocol's best layer (chosen on the folds that
+    score it) and nested layer choice (each fold's layer chosen on training folds only; the layer chosen most often
+    named), each score with its 95% CI, and best - nested: how far choosing on the test folds lifts the score (the
+    selection bias; negative only by chance). Empty when the tidy table has no such pairs of rows."""
+    if headline.empty or "metric" not in headline.columns or "protocol" not in headline.columns:
+        return pd.DataFrame()
+    brain = headline[headline["kind"] == "brain"] if "kind" in headline.columns else headline
+    chosen = tidy[(tidy["kind"] == "brain") & tidy["selection"].isin(["best", "nested"])]
+    out = []
+    for row in brain.sort_values(["dataset", "model"], kind="mergesort").itertuples(index=False):
+        here = chosen[(chosen["model"] == row.model) & (chosen["dataset"] == row.dataset) & (chosen["metric"] == row.metric)
+                      & (chosen["protocol"] == row.protocol)]
+        cell = {r.selection: r for r in here.itertuples(index=False)}
+        if "best" not in cell or "nested" not in cell:
+            continue
+        best, nested = cell["best"], cell["nested"]
+        out.append({"dataset": row.dataset, "model": row.model, "metric": row.metric, "protocol": row.protocol,
+                    "best layer": best.layer, "best": with_ci(best.raw_r, best.ci_low, best.ci_high),
+                    "nested layer": nested.layer, "nested": with_ci(nested.raw_r, nested.ci_low, nested.ci_high),
+                    "best - nested": float(best.raw_r - nested.raw_r)})
     return pd.DataFrame(out)

@@ -2,9 +2,10 @@
 minutes without the workflow.
 
 What a reader needs first: the comparison's result (``findings``), the headline figure, the pair effects, the
-time-series and reading tables (``sections``), what to distrust (``caveats``: what the run itself detected); then
-the other figures (in the figure registry's order, with its captions), the models and, collapsed, the full tidy
-table (sortable and filterable). It names the config file(s), the commit and the software versions it came from.
+time-series, reading and layer-selection (best vs nested) tables (``sections``), what to distrust (``caveats``:
+what the run itself detected); then the other figures (in the figure registry's order, with its captions), the
+models and, collapsed, the full tidy table (sortable and filterable). It names the config file(s), the commit and
+the software versions it came from.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from brainalign.io import atomic_path, software_versions
 from brainalign.study.caveats import caveats
 from brainalign.study.figures import ROLE_COLOURS, ROLE_LABELS, figure_captions, page_order
 from brainalign.study.findings import effect_table, findings
-from brainalign.study.sections import reading_behaviour_table, timeseries_gain_table
-from brainalign.study.tables import untrained_models
+from brainalign.study.sections import reading_behaviour_table, selection_bias_table, timeseries_gain_table
+from brainalign.study.tables import headline_selection, selection_words, untrained_models
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1000px;margin:1.5em auto;padding:0 1em;
@@ -108,20 +109,36 @@ def figure_html(path: Path, caption: str, dpi: int = 200) -> str:
             "</figcaption></figure>")
 
 
-def _timeseries_section(tidy: pd.DataFrame, models: pd.DataFrame) -> list[str]:
-    table = timeseries_gain_table(tidy, models)
+def _timeseries_section(tidy: pd.DataFrame, models: pd.DataFrame, selection: str) -> list[str]:
+    selection = selection if selection in ("best", "nested") else None  # unknown or mixed: the headline's default
+    table = timeseries_gain_table(tidy, models, selection)
     if table.empty:
         return []
+    layer = ("Layer: the best by joint score (chosen on the folds that score it)" if selection == "best" else
+             "Layer: the nested choice (each fold's layer chosen on training folds by its joint score; the layer "
+             "chosen most often is named, and its raw r shown)")
     return ["<h2>Story fMRI: what each model adds over a word-rate and nuisance baseline</h2>",
             "<p>Every feature that changes with each word, an untrained network's included, tracks how many words arrive "
             "per scan, and motion follows the stimulus too. So each time-series dataset is scored three ways: the "
             "baseline (word rate from the stimulus timing and the dataset's stimulus-level nuisance regressors; each "
             "subject's head motion regressed out of the responses), the joint model (baseline + the layer's features, "
             "one banded ridge), and the <b>gain</b> = joint r - baseline r, the headline for time series. Raw r "
-            "(the features alone, ridge-grouped) stays for reference. Best layer by joint score; 95% CIs resample "
+            f"(the features alone, ridge-grouped) stays for reference. {layer}; 95% CIs resample "
             "blocks of contiguous scans. The ceiling (leave-one-subject-out ISC, Spearman-Brown corrected; "
             "docs/timeseries.md) normalises the raw and joint r in the full table. Untrained controls follow their "
             "trained models.</p>", table_html(table)]
+
+
+def _selection_section(tidy: pd.DataFrame, headline: pd.DataFrame) -> list[str]:
+    table = selection_bias_table(tidy, headline)
+    if table.empty:
+        return []
+    return ["<h2>Layer selection: how far the best layer exceeds the nested choice</h2>",
+            "<p>The best layer is chosen on the same folds that score it, so with many layers its score is the largest "
+            "of many noisy estimates (biased upward); the nested choice picks each fold's layer on its training folds "
+            "only, and its CI includes that choice. Best - nested estimates the selection bias of each headline "
+            f"(this page's headline: the {html.escape(selection_words(headline_selection(headline)) or 'layer choice the config names')}"
+            ").</p>", table_html(table, float_format="{:+.3f}")]
 
 
 def _reading_section(tidy: pd.DataFrame, untrained) -> list[str]:
@@ -165,6 +182,7 @@ def write_summary_html(tidy_csv, headline_csv, models_csv, effect_csv, correlati
     figures = [pngs[name] for name in page_order(pngs)]
     source = provenance(config_files)
     untrained = untrained_models(models)
+    selection = headline_selection(headline)  # best | nested (analysis.headline.brain_selection), "" where unknown
     versions = ", ".join(f"{k} {v}" for k, v in source["versions"].items())
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'><title>brainalign summary</title>",
@@ -175,7 +193,7 @@ def write_summary_html(tidy_csv, headline_csv, models_csv, effect_csv, correlati
         "<section id='findings'><h2>What was found</h2>",
         f"<p><b>Pairs compare:</b> {html.escape(label)}. Untrained models (random weights, fixed seed) are controls: "
         f"{html.escape(', '.join(sorted(untrained)) or 'none')}.</p><ul class='finding'>",
-        *[f"<li>{html.escape(sentence)}</li>" for sentence in findings(effect, models, label)],
+        *[f"<li>{html.escape(sentence)}</li>" for sentence in findings(effect, models, label, selection)],
         "</ul>",
     ]
     if "headline" in pngs:
@@ -185,12 +203,16 @@ def write_summary_html(tidy_csv, headline_csv, models_csv, effect_csv, correlati
         f"<h2>Pair effects ({html.escape(label)})</h2>",
         "<p>Change from each pair's base to its derived model, averaged over pairs: absolute change in Pearson r with a "
         "bootstrap 95% CI over pairs, relative change (derived - base) / |base|, and a two-sided sign-flip permutation "
-        "p-value of the relative change.</p>",
+        "p-value of the relative change."
+        + (f" Brain scores: each model's {html.escape(selection_words(selection))}." if selection_words(selection) else "")
+        + "</p>",
         table_html(effect_table(effect)),
         "</section><section id='timeseries'>",
-        *_timeseries_section(tidy, models),
+        *_timeseries_section(tidy, models, selection),
         "</section><section id='reading'>",
         *_reading_section(tidy, untrained),
+        "</section><section id='layer-selection'>",
+        *_selection_section(tidy, headline),
         "</section><section id='caveats'><h2>Caveats this run detected</h2>",
     ]
     found = caveats(tidy, headline, effect, results_dir, logs_dir)
@@ -210,8 +232,11 @@ def write_summary_html(tidy_csv, headline_csv, models_csv, effect_csv, correlati
         table_html(correlations),
         "</section><section id='all-scores'><h2>All scores</h2>",
         f"<details><summary>The full tidy table ({len(tidy)} rows): click to open; click a header to sort</summary>",
-        "<p>Brain scores are raw Pearson r of cross-validated encoding models (best layer, a nested estimate whose layer "
-        "is chosen on training folds only, and every layer); 'normalised' divides by the dataset's noise ceiling where "
+        "<p>Brain scores are raw Pearson r of cross-validated encoding models (selection: best, the layer with the best "
+        "test score; nested, each fold's layer chosen on training folds only, the row naming the layer chosen most "
+        "often; layer, every layer)"
+        + (f"; the headline is the {html.escape(selection_words(selection))}" if selection_words(selection) else "")
+        + "; 'normalised' divides by the dataset's noise ceiling where "
         "per-subject data allow one. Behaviour scores are Pearson r between per-word surprisal and reading times.</p>",
         f"<input id='filter' type='search' placeholder='filter rows (e.g. a model or dataset)' aria-label='filter rows'> "
         f"<span id='shown'>{len(tidy)}</span> rows shown",

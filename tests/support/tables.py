@@ -2,8 +2,9 @@
 
 * :data:`HAND_MODELS` and :func:`hand_scores_table`: three vanilla / instruction-tuned pairs with scores on two
   datasets, small enough to compute pair effects and correlations by hand.
-* :func:`tidy_table` and :func:`write_study_inputs`: a tidy scores table (brain layers, best layer, behaviour rows)
-  of two trained models and one untrained control, and its models table, as the figure and summary steps read them.
+* :func:`tidy_table` and :func:`write_study_inputs`: a tidy scores table (brain layers, best layer, nested layer
+  choice, behaviour rows) of two trained models and one untrained control, and its models table, as the figure and
+  summary steps read them.
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def hand_scores_table():
 
 
 def tidy_table():
-    """The tidy scores table: per-layer and best-layer brain rows on d1, d2 and behaviour rows on ns."""
+    """The tidy scores table: per-layer, best-layer and nested-choice brain rows on d1, d2 (the nested choice, l3,
+    0.01 below the best, l4) and behaviour rows on ns."""
     rows = []
     for model, base in [("m1", 0.3), ("m1-untrained", 0.1), ("m2", 0.35)]:
         for dataset in ("d1", "d2"):
@@ -42,6 +44,7 @@ def tidy_table():
                              "selection": "layer", "layer": f"l{i}", "layer_index": i, "layer_depth": i / 4, "raw_r": base + 0.01 * i,
                              "ceiling": 0.5, "normalised": (base + 0.01 * i) / 0.5, "ci_low": np.nan, "ci_high": np.nan, "n": 100})
             rows.append(dict(rows[-1], selection="best"))
+            rows.append(dict(rows[-3], selection="nested"))  # l3 (rows[-2] is l4, rows[-1] its best row)
         if model != "m1-untrained":
             rows.append({"model": model, "dataset": "ns", "kind": "behaviour", "metric": "surprisal_r", "protocol": "default",
                          "raw_r": base, "selection": "", "layer": ""})

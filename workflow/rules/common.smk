@@ -20,7 +20,8 @@ def _load_workflow_config():
 
     try:
         load_plugins(config.get("plugins"))  # before the check: plugins register sources, protocols, adapters
-        load_and_check(config, known_adapters=ADAPTERS)
+        # a relative local_dir is looked up as the fetch job looks it up: the working directory, then the Snakefile's folder
+        load_and_check(config, known_adapters=ADAPTERS, base_dir=workflow.basedir)
         for spec in model_specs(config).values():
             check_model_available(spec)
     except BrainalignError as error:

@@ -1,8 +1,9 @@
 """Scoring any registered protocol the same way (:func:`cross_validated_score`): Pearson r per neuroid on each
 held-out fold, median over neuroids (or the protocol's own ``aggregate``), mean over folds; per fold also a
 training-only score (``inner_scores``, for the nested layer choice) and, over all folds, a bootstrap CI over
-stimuli (:func:`brainalign.encoding.bootstrap._bootstrap`). A protocol only says how one fold is fitted and
-predicted (:mod:`brainalign.encoding.protocols.registry`).
+stimuli (:func:`brainalign.encoding.bootstrap.fold_draws`), whose per-fold draws the result keeps (``fold_draws``,
+``bootstrap_inflation``) for the nested choice's own interval (:mod:`brainalign.encoding.selection`). A protocol
+only says how one fold is fitted and predicted (:mod:`brainalign.encoding.protocols.registry`).
 
 Not imported by the ``protocols`` package itself: it reads the typed options (brainalign.options), whose module
 imports the config check, which reads the registry.
@@ -14,9 +15,10 @@ from functools import partial
 
 import numpy as np
 
+from brainalign.bootstrap import unit_inflation
 from brainalign.correlation import pearson_columns
 from brainalign.encoding.backend import backend_ops, to_numpy
-from brainalign.encoding.bootstrap import _bootstrap, _median
+from brainalign.encoding.bootstrap import _median, encode_draws, fold_draws, fold_mean_interval
 from brainalign.encoding.folds import fold_units
 from brainalign.encoding.protocols.registry import Fold, get_protocol
 from brainalign.encoding.ridge import DEFAULT_ALPHAS
@@ -63,13 +65,22 @@ def cross_validated_score(x: np.ndarray, y: np.ndarray, groups=None, protocol: s
         neuroid_r.append(r)
         fold_scores.append(_median(r) if aggregate is None else float(aggregate(r)))
         pairs.append((predicted, actual))
-    ci_low, ci_high = _bootstrap(pairs, int(options.n_bootstrap), seed, reduce=aggregate, units=fold_units(folds, units))
+    n_bootstrap, units = int(options.n_bootstrap), fold_units(folds, units)
+    draws, inflation = {}, None
+    ci_low, ci_high = float("nan"), float("nan")
+    if n_bootstrap > 0:
+        resampled, observed = fold_draws(pairs, n_bootstrap, seed, reduce=aggregate, units=units)
+        inflation = unit_inflation(units) if units is not None else None
+        ci_low, ci_high = fold_mean_interval(resampled, observed, inflation)
+        # each fold's draws, for the nested layer choice's interval (encoding.selection)
+        draws = {"fold_draws": encode_draws(resampled), "bootstrap_inflation": inflation}
     return {
         "score": float(np.nanmean(fold_scores)),
         "fold_scores": fold_scores,
         "inner_scores": inner_scores,
         "ci_low": ci_low,
         "ci_high": ci_high,
+        **draws,
         "n": int(n),
         "neuroid_r": np.nanmean(np.vstack(neuroid_r), axis=0).tolist(),
         "feature_scaling": chosen.feature_scaling(options),

@@ -35,6 +35,20 @@ class FigureInputs:
     headline: Headline = Headline()
     label: str | None = None
 
+    def layer_choice(self, dataset: str) -> str:
+        """Which layer the headline scores of ``dataset`` are (``best layer``, ``nested layer``: the headline table's
+        ``selection``, analysis.headline.brain_selection), for axis labels; "" for behaviour, a table that does not
+        say (a published one) or mixed choices."""
+        if "selection" not in self.scores.columns:
+            return ""
+        values = {v for v in self.scores.loc[self.scores["dataset"] == dataset, "selection"] if isinstance(v, str) and v}
+        return f"{values.pop()} layer" if len(values) == 1 else ""
+
+    def score_label(self, dataset: str, text: str = "alignment (Pearson r)") -> str:
+        """An axis label of ``dataset``'s headline scores: ``text``, and the layer choice under it where known."""
+        choice = self.layer_choice(dataset)
+        return f"{text}\n{choice}" if choice else text
+
     @functools.cached_property
     def style(self):
         """The models' look (``style.Style``), shared by every figure of one drawing."""

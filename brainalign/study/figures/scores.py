@@ -17,8 +17,10 @@ log = logging.getLogger("brainalign.study.figures")
 @register_figure(
     "headline", order=10,
     caption="Headline alignment of every model on every dataset (score / noise ceiling where the dataset has one, "
-            "else raw r; time series: the gain in r over a word-rate and nuisance baseline), with 95% bootstrap CIs: "
-            "read which models align best and whether CIs separate them.")
+            "else raw r; time series: the gain in r over a word-rate and nuisance baseline) at the layer choice each "
+            "dataset's label names (nested: each fold's layer chosen on training folds only; best: chosen on the "
+            "folds that score it, biased upward), with 95% bootstrap CIs: read which models align best and whether "
+            "CIs separate them.")
 def headline(study: FigureInputs):
     """Every model on every dataset (one row per dataset, one marker per model): score / noise ceiling where the
     dataset has a ceiling (its CI divided by the same ceiling), else raw r, with 95% CIs."""
@@ -26,6 +28,7 @@ def headline(study: FigureInputs):
         return None
     style = study.style
     data = study.scores[["model", "dataset", "kind", "score", "normalised", "ci_low", "ci_high"]].copy()
+    data["layer_choice"] = data["dataset"].map(study.layer_choice)
     ceiling = data["score"] / data["normalised"]
     normalised = data.groupby("dataset")["normalised"].transform(lambda v: v.notna().all())
     data["scale"] = np.where(normalised, "r / ceiling", "r")
@@ -49,7 +52,11 @@ def headline(study: FigureInputs):
     ax.axvline(0, color="grey", lw=0.6)
     if (data["scale"] == "r / ceiling").any():
         ax.axvline(1, color="black", lw=0.6, ls=":")
-    ax.set_yticks(range(len(datasets)), [f"{d}\n({data.loc[data['dataset'] == d, 'scale'].iloc[0]})" for d in reversed(datasets)])
+    def tick(dataset):  # the dataset, its scale and (where known) its layer choice, one per line
+        return "\n".join(filter(None, [dataset, f"({data.loc[data['dataset'] == dataset, 'scale'].iloc[0]})",
+                                        study.layer_choice(dataset)]))
+
+    ax.set_yticks(range(len(datasets)), [tick(d) for d in reversed(datasets)])
     ax.set_ylim(-0.6, len(datasets) - 0.4)
     ax.set_xlabel("alignment (Pearson r; divided by the noise ceiling where one exists)")
     legend(fig, [ax], ncol=2)
@@ -87,7 +94,7 @@ def pair_effect(study: FigureInputs):
         ax.set_xticks([0, 1], [base_word, style.derived_word])
         ax.set_xlim(-0.3, 1.3)
         ax.set_title(dataset)
-        ax.set_ylabel("alignment (Pearson r)")
+        ax.set_ylabel(study.score_label(dataset))
         ax.axhline(0, color="grey", lw=0.5)
     legend(fig, axes)
     return fig, data

@@ -14,10 +14,11 @@ from brainalign.study.figures.style import ROLE_COLOURS, Style, legend, panels
 log = logging.getLogger("brainalign.study.figures")
 
 
-def scatter(data: pd.DataFrame, x: str, xlabel: str, style: Style, name: str):
+def scatter(data: pd.DataFrame, x: str, xlabel: str, style: Style, name: str, ylabel=None):
     """One panel per dataset; a least-squares trend and its r within trained models and within untrained controls
     separately (each where it has >= 3 points with distinct x), never through both. ``data`` has model, dataset,
-    score and ``x``; None when no row has both."""
+    score and ``x``; ``ylabel``: dataset -> its axis label (None: "alignment (Pearson r)"); None when no row has
+    both."""
     from scipy.stats import pearsonr
 
     data = data.dropna(subset=[x, "score"]).copy()
@@ -45,7 +46,7 @@ def scatter(data: pd.DataFrame, x: str, xlabel: str, style: Style, name: str):
             ax.text(0.02, 0.98, "\n".join(notes), transform=ax.transAxes, va="top", fontsize=6.5)
         ax.set_title(dataset)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("alignment (Pearson r)")
+        ax.set_ylabel(ylabel(dataset) if ylabel else "alignment (Pearson r)")
         ax.margins(x=0.12, y=0.15)
     legend(fig, axes)
     return fig, data
@@ -62,7 +63,7 @@ def alignment_vs_size(study: FigureInputs):
         return None
     joined["log10_n_params"] = np.log10(pd.to_numeric(joined["n_params"], errors="coerce"))
     return scatter(joined[["model", "dataset", "score", "log10_n_params"]], "log10_n_params",
-                   "model size (log10 parameters)", study.style, "alignment_vs_size")
+                   "model size (log10 parameters)", study.style, "alignment_vs_size", study.score_label)
 
 
 @register_figure(
@@ -76,7 +77,7 @@ def alignment_vs_mmlu(study: FigureInputs):
         return None
     joined["mmlu_overall"] = pd.to_numeric(joined["mmlu_overall"], errors="coerce")
     return scatter(joined[["model", "dataset", "score", "mmlu_overall"]], "mmlu_overall", "MMLU accuracy", study.style,
-                   "alignment_vs_mmlu")
+                   "alignment_vs_mmlu", study.score_label)
 
 
 @register_figure(
