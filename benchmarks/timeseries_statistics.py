@@ -18,7 +18,7 @@ Sections (``--sections``, any subset, in this order):
 
 Reads (never writes) ``--results`` (a finished run: results/activations/<model>/brennan2016.h5,
 results/datasets/brennan2016, results/scores/<model>/brennan2016.csv); writes ``--out``/timeseries_statistics.json
-and .md. Numbers and commands: docs/statistics_timeseries.md.
+and .md. Numbers and commands: docs/statistics.md ("Story fMRI").
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/timeseries_statistics.py --results /work/baseline/results \\
         --out /tmp/brainalign-timeseries-statistics          # ~15 min on 2 shared vCPUs

@@ -157,7 +157,7 @@ def test_a_band_ratio_chosen_on_inner_folds_recovers_the_gain_the_fixed_ratio_lo
     dilutes the joint prediction and the gain falls to about half the population's (0.196): 0.097 on average over 3
     seeds; choosing the ratio on the inner folds penalises the baseline band and recovers 0.148, more in every seed.
     When both bands carry signal the two agree (within 0.001). On Brennan 2016 the choice only adds noise
-    (docs/statistics_timeseries.md), so the fixed ratio stays the default."""
+    (docs/statistics.md ("Story fMRI")), so the fixed ratio stays the default."""
     from brainalign.encoding.baseline import baseline_gain
 
     grid = [0.01, 0.1, 1.0, 10.0, 100.0]
@@ -209,7 +209,7 @@ def test_the_two_level_ci_covers_the_population_effect_where_blocks_alone_do_not
     noise, w_s ~ N(0.4, 0.25^2) between subjects: the population r is that of the median person. The CI of blocks of
     scans alone treats these 8 subjects as the population and covers it in 72 of 100 series; subjects, then blocks
     (the same blocks for every drawn subject) in 95. Full version, 4 settings x 200 series:
-    benchmarks/timeseries_statistics.py --sections coverage (docs/statistics_timeseries.md)."""
+    benchmarks/timeseries_statistics.py --sections coverage (docs/statistics.md ("Story fMRI"))."""
     from brainalign.bootstrap import percentile_ci
     from brainalign.encoding.baseline import resampled_fold_scores
     from brainalign.encoding.folds import block_folds, fold_units, scan_block_units

@@ -1,7 +1,7 @@
 """The nested layer choice (brainalign.encoding.selection): its score and its 95% CI are those of the nested estimator
 itself (each outer fold's held-out predictions from the layer chosen on that fold's training data, resampled by
 passages as every CI), not the best layer's or a fixed layer's; the time-series gain's nested row likewise; and on
-planted data with equal layers, best is biased upward while nested is not (docs/statistics_selection.md)."""
+planted data with equal layers, best is biased upward while nested is not (docs/statistics.md ("Layer selection"))."""
 
 from __future__ import annotations
 

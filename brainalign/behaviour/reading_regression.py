@@ -66,7 +66,7 @@ benchmarks/coverage_reading.py). The text unit (:func:`text_units`) is the sente
 sentences (Natural Stories' 10 stories) the group is drawn first and its sentences inside it, because sentences of
 one story share its variance: on the default run's Natural Stories surprisals the delta log-likelihood's spread
 over stories is 1.7-2.1 times its spread over sentences, and clustering the coefficients by story rather than
-sentence widens their errors by 1.3-1.8 (docs/statistics_reading.md). So:
+sentence widens their errors by 1.3-1.8 (docs/statistics.md ("Reading times")). So:
 
 * delta log-likelihood and lag check: 95% percentile CI of the pooled mean from ``n_bootstrap`` crossed
   (pigeonhole) resamples of readers x text units (:func:`brainalign.bootstrap.crossed_pooled_means`: readers and

@@ -22,7 +22,7 @@ the Huth lab therefore report each model against a *baseline* of such regressors
     ``feature_scaling: auto``, which would be two). ``encoding.baseline_band_ratios`` with several values chooses
     the bands' ratio on the inner folds too (one fit per ratio; :func:`_fit_fold`): it recovers the gain the fixed
     ratio loses when the baseline carries nothing, and only adds noise on Brennan 2016, so one ratio (1) is the
-    default (docs/statistics_timeseries.md). Projecting the baseline out of the features instead (credit for shared
+    default (docs/statistics.md ("Story fMRI")). Projecting the baseline out of the features instead (credit for shared
     variance to the baseline) or leaving it unpenalised scored below the features alone on Brennan 2016
     (docs/timeseries.md).
   * **gain**: joint r - baseline r (median over neuroids, mean over folds, as every protocol), and the variance
@@ -242,7 +242,7 @@ def _fit_fold(k, x, y_clean, regressors, train, test, groups, alphas, options: E
     several ``encoding.baseline_band_ratios`` each is fitted on the same inner folds and the one with the smallest
     inner squared error summed over neuroids (each relative to its training variance) is kept: the baseline band's
     penalty relative to the feature band's chosen by inner CV, once per layer and outer fold (per neuroid, the
-    choice among ratios x penalties overfits the inner folds: docs/statistics_timeseries.md). The inner folds are
+    choice among ratios x penalties overfits the inner folds: docs/statistics.md ("Story fMRI")). The inner folds are
     ``ridge-grouped``'s (``inner_blocks``: a single run's blocks of scans)."""
     from brainalign.correlation import pearson_columns
     from brainalign.encoding.backend import NUMPY
@@ -345,7 +345,7 @@ def resampled_fold_scores(pairs: list, units: list | None, subjects, n_bootstrap
     reaches the population of listeners, not only these subjects. The blocks drawn are the same for every drawn
     subject, because every subject heard the same story: subjects and stretches of story are crossed, as readers
     and texts are (the pigeonhole bootstrap; drawing blocks afresh for each subject averages the story's share of
-    the variance away and under-covers: docs/statistics_timeseries.md). Those draws are not stretched; blocks alone
+    the variance away and under-covers: docs/statistics.md ("Story fMRI")). Those draws are not stretched; blocks alone
     (one subject, or ``subjects`` None) are stretched by sqrt(K / (K - 1)) (brainalign.bootstrap.unit_inflation)."""
     from brainalign.bootstrap import cluster_members, unit_counts, unit_inflation
     from brainalign.encoding.bootstrap import _resample_counts, _resampled_pearson
