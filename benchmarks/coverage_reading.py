@@ -1,5 +1,5 @@
 """Coverage of the reading regression's 95% intervals on planted crossed data with a known truth
-(tests/support/crossed.py; docs/statistics.md ("Reading times")): the fraction of replicates whose interval holds the planted
+(tests/support/crossed.py; docs/statistics.md, "Reading times"): the fraction of replicates whose interval holds the planted
 mean or slope, for the intervals ``reading_regression`` reports (a crossed readers x sentences bootstrap of a pooled
 mean, two-way cluster-robust Wald intervals of a coefficient) beside the ones it reported before (readers alone,
 the mixed model's own errors). Writes benchmarks/results/coverage_reading.md.

@@ -82,7 +82,7 @@ def anisotropy(x: np.ndarray) -> dict:
 
 def measure(config, work: Path, models) -> list[dict]:
     from brainalign.datasets.base import load_prepared
-    from brainalign.encoding.layers import fit_layer
+    from brainalign.encoding.layer_fits import fit_layer
     from brainalign.extraction.shards import read_layer, read_layer_names
     from brainalign.options import dataset_encoding_options
 

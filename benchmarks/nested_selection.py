@@ -9,7 +9,7 @@ Two kinds of planted studies (``--replicates`` each), written to ``results/neste
   is shared within a passage. Each layer's result is built with the package's own bootstrap
   (``encoding.bootstrap.fold_draws``, the draws every layer of a job shares) and its training-only score is its r on
   the fold's training sentences (what a protocol's inner score is: a score that never sees the test fold); the rows
-  come from the score step's own code (``encoding.layers.protocol_rows``). Scenarios: ``equal`` (every layer
+  come from the score step's own code (``encoding.layer_metrics.protocol_rows``). Scenarios: ``equal`` (every layer
   ``rho``: best is biased upward, nested is not) and ``near-tie`` (three layers within 0.02 of the top and the rest
   lower: the nested choice flips between folds). Targets: a fixed layer's and the best layer's ``rho``; for the
   nested score, its conditional target (the mean over folds of the chosen layers' ``rho``: what the interval,
@@ -37,7 +37,7 @@ from brainalign.bootstrap import unit_inflation
 from brainalign.correlation import pearson_columns
 from brainalign.encoding.bootstrap import encode_draws, fold_draws, fold_mean_interval
 from brainalign.encoding.folds import fold_units, grouped_folds
-from brainalign.encoding.layers import LayerProfile, layer_metric, protocol_rows
+from brainalign.encoding.layer_metrics import LayerProfile, layer_metric, protocol_rows
 from brainalign.encoding.selection import fold_picks
 
 HERE = Path(__file__).resolve().parent

@@ -18,7 +18,7 @@ Sections (``--sections``, any subset, in this order):
 
 Reads (never writes) ``--results`` (a finished run: results/activations/<model>/brennan2016.h5,
 results/datasets/brennan2016, results/scores/<model>/brennan2016.csv); writes ``--out``/timeseries_statistics.json
-and .md. Numbers and commands: docs/statistics.md ("Story fMRI").
+and .md. Numbers and commands: docs/statistics.md, "Story fMRI".
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/timeseries_statistics.py --results /work/baseline/results \\
         --out /tmp/brainalign-timeseries-statistics          # ~15 min on 2 shared vCPUs
@@ -180,7 +180,8 @@ def gain_section(dataset, results: Path, models, repeats: int) -> dict:
 
 
 def lanczos_section(dataset, results: Path) -> dict:
-    from brainalign.encoding.layers import fit_layer, layer_metric
+    from brainalign.encoding.layer_fits import fit_layer
+    from brainalign.encoding.layer_metrics import layer_metric
     from brainalign.extraction.shards import read_layer
 
     metrics = [layer_metric("ridge-grouped"), layer_metric("baseline-gain")]
@@ -201,12 +202,9 @@ def lanczos_section(dataset, results: Path) -> dict:
 
 # ----------------------------------------------------------------------------------------------- planted data
 def _ar1(rng, n, phi, size=()):
-    e = rng.standard_normal((n, *size))
-    out = np.empty_like(e)
-    out[0] = e[0]
-    for t in range(1, n):
-        out[t] = phi * out[t - 1] + np.sqrt(1 - phi**2) * e[t]
-    return out
+    from tests.support.timeseries import ar1  # the tests' AR(1) noise (run from the repository root)
+
+    return ar1(rng, n, phi, size)
 
 
 def _nested_draws(pairs, units, subjects, n_bootstrap, seed) -> np.ndarray:
@@ -241,8 +239,8 @@ def _nested_draws(pairs, units, subjects, n_bootstrap, seed) -> np.ndarray:
 def coverage_section(simulations: int, resamples: int) -> dict:
     """Coverage of the population r (the median over people of each person's correlation) by each CI."""
     from brainalign.bootstrap import percentile_ci
-    from brainalign.encoding.baseline import resampled_fold_scores
     from brainalign.encoding.folds import block_folds, fold_units, scan_block_units
+    from brainalign.encoding.gain import resampled_fold_scores
 
     n, phi = 360, 0.8
     folds = block_folds(n, 5, 0)

@@ -19,7 +19,7 @@ The schemes:
 * :func:`cluster_members`: the members (response columns) of whole clusters (subjects) drawn with replacement, for
   a statistic over members (the median over columns); with :func:`unit_counts`' blocks of scans, drawn once and
   shared by the drawn subjects, the time-series CI crosses subjects and stretches of story
-  (encoding.baseline.resampled_fold_scores).
+  (encoding.gain.resampled_fold_scores).
 
 :func:`percentile_ci` reads the 95% percentile interval of any of them. docs/statistics.md lists every interval
 the project reports, its scheme, and its coverage measured on planted data.

@@ -165,7 +165,7 @@ def _check_extras_layers(config: dict) -> None:
     """``encoding.extras_layers: selected`` keeps the full layer profile of the first protocol only, so that protocol
     must be the one the headline reads (``analysis.headline.brain_protocol``, or the dataset's entry in
     ``dataset_protocols``)."""
-    from brainalign.study.tables import Headline  # the headline's defaults (study imports nothing of this module)
+    from brainalign.study.headline import Headline  # the headline's defaults (study imports nothing of this module)
 
     headline = (config.get("analysis") or {}).get("headline") or {}
     for i, dataset in enumerate(config["datasets"]):

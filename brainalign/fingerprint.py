@@ -1,7 +1,7 @@
 """What a resumable partial result was computed from, so a re-run trusts it only when its inputs are the same.
 
 Two stages keep finished work of a killed job and resume from it: extraction (``<shard>.partial/<dtype>/``,
-:mod:`brainalign.extraction.checkpoint`) and encoding (``part{k}.partial/``, :func:`brainalign.encoding.layers.fit_layers_file`).
+:mod:`brainalign.extraction.checkpoint`) and encoding (``part{k}.partial/``, :func:`brainalign.encoding.layer_fits.fit_layers_file`).
 Each records a *fingerprint* of its inputs beside the kept work: the options and code version, and the identity of
 every input file (:func:`file_identity`, :func:`folder_identity`). A re-run whose fingerprint differs discards the
 kept work with a log line naming what differs (:func:`differing`), instead of mixing results of two inputs.

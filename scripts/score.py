@@ -4,7 +4,7 @@ from brainalign.runner import run_rule
 
 
 def step(sm, log):
-    from brainalign.encoding.layers import score_layers_file
+    from brainalign.encoding.layer_scores import score_layers_file
     from brainalign.extraction.shards import read_layer_names
 
     outputs = zip(sm.params.datasets, sm.input.shards, sm.input.ceilings, sm.output.scores, strict=True)

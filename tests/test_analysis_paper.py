@@ -65,7 +65,7 @@ def test_property_correlations_are_the_papers(paper_analysis):
 
 
 def test_the_papers_per_model_average_is_our_brain_average():
-    from brainalign.study.tables import analysis_measures
+    from brainalign.study.comparisons import analysis_measures
 
     scores = pd.read_csv(PAPER / "paper_headline.csv")
     measures, _ = analysis_measures(scores, {"pereira2018": ["pereira2018"], "blank2014": ["blank2014"],

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from brainalign.datasets.base import PreparedDataset
-from brainalign.encoding.layers import fit_layer
+from brainalign.encoding.layer_fits import fit_layer
 from brainalign.options import EncodingOptions
 from tests.support.timeseries import ar1
 
@@ -157,7 +157,7 @@ def test_a_band_ratio_chosen_on_inner_folds_recovers_the_gain_the_fixed_ratio_lo
     dilutes the joint prediction and the gain falls to about half the population's (0.196): 0.097 on average over 3
     seeds; choosing the ratio on the inner folds penalises the baseline band and recovers 0.148, more in every seed.
     When both bands carry signal the two agree (within 0.001). On Brennan 2016 the choice only adds noise
-    (docs/statistics.md ("Story fMRI")), so the fixed ratio stays the default."""
+    (docs/statistics.md, "Story fMRI"), so the fixed ratio stays the default."""
     from brainalign.encoding.baseline import baseline_gain
 
     grid = [0.01, 0.1, 1.0, 10.0, 100.0]
@@ -180,7 +180,7 @@ def test_two_level_draws_equal_a_slow_resample_of_subjects_and_blocks():
     """Slow reference: in each resample, the drawn subjects' columns (each as often as drawn), each column's r over
     the drawn blocks (np.corrcoef on the concatenated scans), median: what resampled_fold_scores gives per fold."""
     from brainalign.bootstrap import cluster_members, unit_counts
-    from brainalign.encoding.baseline import resampled_fold_scores
+    from brainalign.encoding.gain import resampled_fold_scores
 
     rng = np.random.default_rng(7)
     n, subjects = 40, np.array(["a", "a", "b", "b", "c"])  # c has one column: padded
@@ -209,10 +209,10 @@ def test_the_two_level_ci_covers_the_population_effect_where_blocks_alone_do_not
     noise, w_s ~ N(0.4, 0.25^2) between subjects: the population r is that of the median person. The CI of blocks of
     scans alone treats these 8 subjects as the population and covers it in 72 of 100 series; subjects, then blocks
     (the same blocks for every drawn subject) in 95. Full version, 4 settings x 200 series:
-    benchmarks/timeseries_statistics.py --sections coverage (docs/statistics.md ("Story fMRI"))."""
+    benchmarks/timeseries_statistics.py --sections coverage (docs/statistics.md, "Story fMRI")."""
     from brainalign.bootstrap import percentile_ci
-    from brainalign.encoding.baseline import resampled_fold_scores
     from brainalign.encoding.folds import block_folds, fold_units, scan_block_units
+    from brainalign.encoding.gain import resampled_fold_scores
 
     rng = np.random.default_rng(0)
     n, n_subjects, rois, mu, tau = 360, 8, 2, 0.4, 0.25
@@ -241,7 +241,7 @@ def test_gain_stays_at_every_layer_when_extras_go_to_the_selected_layers(tmp_pat
     """encoding.extras_layers: selected moves brainscore-2023 / RSA / CKA to the selected layers only; the time-series
     gain is a headline with its own best and nested layers, so every layer keeps it."""
     from brainalign.datasets.base import write_prepared
-    from brainalign.encoding.layers import fit_layers_file
+    from brainalign.encoding.layer_fits import fit_layers_file
     from brainalign.extraction.shards import write_shard
 
     dataset, values = planted_story(n_scans=200, n_subjects=2)

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainalign.behaviour.reading_regression import cluster_robust_cov, crossed_bootstrap, fit_regression, text_units
+from brainalign.behaviour.regression_estimator import cluster_robust_cov, fit_regression
+from brainalign.behaviour.regression_intervals import crossed_bootstrap, text_units
 from brainalign.bootstrap import cell_table, crossed_pooled_means, rng_of, unit_weights
 from tests.support.crossed import BALANCED, FRANK_LIKE, mean_coverage, simulate, slope_coverage, smaller
 

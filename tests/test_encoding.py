@@ -10,7 +10,7 @@ from sklearn.model_selection import KFold, ShuffleSplit
 
 from brainalign.correlation import pearson_columns
 from brainalign.encoding.folds import block_folds, grouped_folds, shuffle_splits
-from brainalign.encoding.layers import score_layers_file
+from brainalign.encoding.layer_scores import score_layers_file
 from brainalign.encoding.ols import ols_fit_predict, ols_with_inner_folds
 from brainalign.encoding.protocols.scoring import cross_validated_score
 from brainalign.encoding.ridge import FoldCrossProducts, RidgeSVD, ShiftedSystems, ridge_cv, ridge_loo
@@ -230,7 +230,7 @@ def test_a_protocol_registered_in_python_is_selectable_in_the_config_and_scored(
 
     from brainalign.config import ConfigError, load_and_check
     from brainalign.datasets.base import PreparedDataset
-    from brainalign.encoding.layers import fit_layer
+    from brainalign.encoding.layer_fits import fit_layer
     from brainalign.encoding.protocols.registry import PROTOCOLS
     from brainalign.options import dataset_encoding_options
 
@@ -335,7 +335,7 @@ def test_nested_layer_choice_finds_the_informative_layer(tmp_path):
     import pandas as pd
 
     from brainalign.datasets.base import PreparedDataset
-    from brainalign.encoding.layers import fit_layer
+    from brainalign.encoding.layer_fits import fit_layer
 
     rng = np.random.default_rng(6)
     n = 400
@@ -372,7 +372,7 @@ def test_layer_with_few_distinct_rows_is_flagged(caplog):
     import pandas as pd
 
     from brainalign.datasets.base import PreparedDataset
-    from brainalign.encoding.layers import fit_layer
+    from brainalign.encoding.layer_fits import fit_layer
 
     rng = np.random.default_rng(8)
     n = 120

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from brainalign.datasets.base import PreparedDataset, write_prepared
-from brainalign.encoding.layers import fit_layer_file, fit_layers_file, layers_of_part, score_layers_file
+from brainalign.encoding.layer_fits import fit_layer_file, fit_layers_file, layers_of_part
+from brainalign.encoding.layer_scores import score_layers_file
 from brainalign.errors import BrainalignError
 from brainalign.extraction.shards import write_shard
 
@@ -66,7 +67,7 @@ def test_parts_cover_every_layer_once_and_score_the_same(shard_and_dataset, tmp_
 
 
 def test_a_killed_job_resumes_from_its_finished_layers(shard_and_dataset, tmp_path, monkeypatch):
-    import brainalign.encoding.layers as layers_module
+    import brainalign.encoding.layer_fits as layers_module
 
     shard, dataset = shard_and_dataset
     reference = tmp_path / "reference"
@@ -99,7 +100,8 @@ def test_a_killed_job_resumes_from_its_finished_layers(shard_and_dataset, tmp_pa
 def test_extras_at_selected_layers_equal_the_full_run_there(shard_and_dataset, tmp_path):
     """encoding.extras_layers: selected: the first protocol at every layer as before; the second protocol, RSA and
     CKA only at its best and nested layers, with the values the full run gives there; their rows are those layers'."""
-    from brainalign.encoding.layers import layer_metric, selected_layers
+    from brainalign.encoding.layer_fits import selected_layers
+    from brainalign.encoding.layer_metrics import layer_metric
 
     shard, dataset = shard_and_dataset
     ceiling = tmp_path / "ceiling.json"

@@ -113,8 +113,8 @@ def _toy_encoding_inputs(folder, scale: float = 1.0, noise_seed: int = 3):
 
 def _killed_encoding_job(shard, dataset, out, monkeypatch, options=ENCODING_OPTIONS, after: int = 2):
     """Run fit_layers_file until it is killed after ``after`` layers; its partial folder stays behind."""
-    import brainalign.encoding.layers as layers_module
-    from brainalign.encoding.layers import fit_layers_file
+    import brainalign.encoding.layer_fits as layers_module
+    from brainalign.encoding.layer_fits import fit_layers_file
 
     real, fitted = layers_module.fit_layer, []
 
@@ -138,7 +138,7 @@ def _layer_files(folder) -> dict:
 
 
 def _refits(monkeypatch) -> list:
-    import brainalign.encoding.layers as layers_module
+    import brainalign.encoding.layer_fits as layers_module
 
     real, calls = layers_module.fit_layer, []
     monkeypatch.setattr(layers_module, "fit_layer", lambda *a, **k: calls.append(1) or real(*a, **k))
@@ -148,7 +148,7 @@ def _refits(monkeypatch) -> list:
 def test_an_encoding_partial_from_another_shard_is_discarded_with_a_log_line(tmp_path, monkeypatch, caplog):
     """A job killed after two layers, then the shard re-extracted (another matmul dtype: other numbers, same
     stimuli and layers): the kept layers belong to the old shard and must not reach the scores."""
-    from brainalign.encoding.layers import fit_layers_file
+    from brainalign.encoding.layer_fits import fit_layers_file
 
     caplog.set_level(logging.INFO, logger="brainalign")
     shard, dataset = _toy_encoding_inputs(tmp_path)
@@ -166,7 +166,7 @@ def test_an_encoding_partial_from_another_shard_is_discarded_with_a_log_line(tmp
 @pytest.mark.parametrize("change", ["dataset", "code_version", "same"])
 def test_an_encoding_partial_is_kept_only_for_the_same_dataset_and_code(tmp_path, monkeypatch, caplog, change):
     import brainalign
-    from brainalign.encoding.layers import fit_layers_file
+    from brainalign.encoding.layer_fits import fit_layers_file
 
     caplog.set_level(logging.INFO, logger="brainalign")
     shard, dataset = _toy_encoding_inputs(tmp_path)
@@ -188,7 +188,7 @@ def test_an_encoding_partial_is_kept_only_for_the_same_dataset_and_code(tmp_path
 
 
 def test_a_partial_of_an_older_version_without_fingerprint_is_discarded(tmp_path, monkeypatch, caplog):
-    from brainalign.encoding.layers import PARTIAL_FINGERPRINT, fit_layers_file
+    from brainalign.encoding.layer_fits import PARTIAL_FINGERPRINT, fit_layers_file
 
     caplog.set_level(logging.INFO, logger="brainalign")
     shard, dataset = _toy_encoding_inputs(tmp_path)
@@ -306,7 +306,7 @@ TABLE_FAULTS = {
 @pytest.mark.parametrize("fault", list(TABLE_FAULTS))
 def test_a_bad_analysis_table_is_one_line_naming_file_line_model_and_field(tmp_path, fault):
     from brainalign.study.analysis import read_inputs
-    from brainalign.study.tables import TableError
+    from brainalign.study.table_checks import TableError
 
     scores_edit, models_edit, which, start, expected = TABLE_FAULTS[fault]
     scores, models = _paper_tables(tmp_path, scores_edit, models_edit)
@@ -322,7 +322,7 @@ def test_an_unquoted_decimal_comma_is_one_line_not_a_silently_shifted_table(tmp_
     """0,314 unquoted splits the row into one field too many: pandas reads that silently (as an index column when
     every row has it), so the file is checked line by line first."""
     from brainalign.study.analysis import read_inputs
-    from brainalign.study.tables import TableError
+    from brainalign.study.table_checks import TableError
 
     scores, models = _paper_tables(tmp_path, lambda t: t.replace(FLAN_XL_PEREIRA, "flan-t5-xl,pereira2018,0,314,brain"))
     with pytest.raises(TableError) as error:

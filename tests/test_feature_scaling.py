@@ -270,7 +270,7 @@ def test_layer_result_records_the_scaling(tmp_path):
     of neuroids each outer fold fitted on centred features."""
     import pandas as pd
 
-    from brainalign.encoding.layers import fit_layer
+    from brainalign.encoding.layer_fits import fit_layer
 
     x, y, groups, _ = planted_anisotropic(200, 32, 3, seed=3, signal="high")
 

@@ -1,7 +1,7 @@
 """The nested layer choice (brainalign.encoding.selection): its score and its 95% CI are those of the nested estimator
 itself (each outer fold's held-out predictions from the layer chosen on that fold's training data, resampled by
 passages as every CI), not the best layer's or a fixed layer's; the time-series gain's nested row likewise; and on
-planted data with equal layers, best is biased upward while nested is not (docs/statistics.md ("Layer selection"))."""
+planted data with equal layers, best is biased upward while nested is not (docs/statistics.md, "Layer selection")."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from brainalign.encoding.bootstrap import _bootstrap, decode_draws, encode_draws
 from brainalign.encoding.folds import fold_units, grouped_folds
-from brainalign.encoding.layers import LayerProfile, layer_metric, protocol_rows
+from brainalign.encoding.layer_metrics import LayerProfile, layer_metric, protocol_rows
 from brainalign.encoding.protocols.scoring import cross_validated_score
 from brainalign.encoding.selection import fold_picks, modal_layer, nested_draws, nested_interval
 from brainalign.options import EncodingOptions
@@ -116,8 +116,9 @@ def test_the_time_series_gain_has_a_nested_row_with_its_own_ci():
     """Brennan-like planted story: the gain's nested row (the headline of a time series when the selection is
     nested) has a block-bootstrap CI of the nested estimator: the chosen layers' baseline and joint draws, the same
     resamples, combined fold by fold; with one layer chosen in every fold it equals that layer's rows."""
-    from brainalign.encoding.baseline import gain_rows
-    from brainalign.encoding.layers import LAYER_METRICS, fit_layer
+    from brainalign.encoding.gain import gain_rows
+    from brainalign.encoding.layer_fits import fit_layer
+    from brainalign.encoding.layer_metrics import LAYER_METRICS
     from tests.test_baseline import FAST, planted_story
 
     dataset, values = planted_story(n_scans=240, n_subjects=2)

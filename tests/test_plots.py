@@ -154,8 +154,8 @@ def test_a_registered_figure_is_drawn_captioned_and_placed_on_the_page(tmp_path)
     """One decorator is all a new figure needs: make_figures draws it (PNG, PDF and its data), captions.json and the
     registry carry its caption, and the summary page shows it, captioned, at its place in the order."""
     from brainalign.study.analysis import analyse
+    from brainalign.study.headline import headline_scores
     from brainalign.study.summary_page import write_summary_html
-    from brainalign.study.tables import headline_scores
 
     plots.register_figure("toy_means", caption=TOY_CAPTION, order=25)(toy_figure)
     try:

@@ -15,15 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from brainalign.behaviour.reading_regression import (
-    fit_regression,
-    group_folds,
-    model_columns,
-    observations,
-    reading_regression,
-    shift_within_groups,
-    word_predictors,
-)
+from brainalign.behaviour.reading_regression import group_folds, reading_regression
+from brainalign.behaviour.regression_estimator import fit_regression
+from brainalign.behaviour.regression_predictors import model_columns, observations, shift_within_groups, word_predictors
 from brainalign.errors import BrainalignError
 
 
@@ -302,7 +296,7 @@ def test_lag_check_on_frank_2013_readers_is_silent_aligned(shipped):
     """Frank 2013's per-reader first-pass times (MixedLM, readers x sentences crossed): silent when aligned. (Moved one
     word earlier the check's value stays near 0, either sign with the folds: 43 readers' eye-tracking times do not
     show a one-word shift of SmolLM2's surprisal with an interval that also resamples the 205 sentences;
-    docs/statistics.md ("Reading times"). Firing on per-reader data: test_lag_check_fires_on_reading_times_shifted_by_one_word.)"""
+    docs/statistics.md, "Reading times". Firing on per-reader data: test_lag_check_fires_on_reading_times_shifted_by_one_word.)"""
     frank = shipped["frank2013"]
     aligned = reading_regression(frank["stimuli"], frank["surprisal"], frank["rts"], frank["keep"], frank["subjects"],
                                  dict(REAL_OPTIONS, regression_folds=4))
@@ -317,7 +311,7 @@ def test_a_surprisal_that_re_encodes_word_form_does_not_fire_on_the_shipped_corp
     the next word's sentence-final punctuation: without the punctuation terms in the check's shared terms it fires
     (+0.074 nats, CI [0.056, 0.096]; the default run's untrained SmolLM2 on the per-reader times: +0.012); with them
     it is silent. (On Natural Stories this proxy is silent either way; the real untrained models' next-word term
-    there stood for nonlinear length, the squared-length terms: docs/statistics.md ("Reading times").)"""
+    there stood for nonlinear length, the squared-length terms: docs/statistics.md, "Reading times".)"""
     for adapter, data in shipped.items():
         text = data["stimuli"]["text"].astype(str)
         form = 15.0 * (1 + text.str.len().to_numpy() // 5 + text.str.count(r"[^\w'’-]").to_numpy())

@@ -10,8 +10,8 @@ import pytest
 from scipy.stats import pearsonr, spearmanr
 
 from brainalign.options import AnalysisOptions
+from brainalign.study.comparisons import analysis_measures, pairs_of
 from brainalign.study.statistics import benjamini_hochberg, pair_effect, property_correlations, sign_flip_test
-from brainalign.study.tables import analysis_measures, pairs_of
 from tests.support.tables import HAND_MODELS, hand_scores_table
 
 

@@ -21,8 +21,8 @@ import pytest
 
 from brainalign.study.analysis import analyse
 from brainalign.study.figures import make_figures
+from brainalign.study.headline import headline_scores
 from brainalign.study.summary_page import write_summary_html
-from brainalign.study.tables import headline_scores
 from tests.support.tables import tidy_table, write_study_inputs
 
 LABEL = "trained vs untrained (random init, same architecture)"

@@ -8,18 +8,10 @@ import pandas as pd
 import pytest
 
 from brainalign.errors import BrainalignError
-from brainalign.study.tables import (
-    SORT_ORDER,
-    TIDY_COLUMNS,
-    check_headline,
-    check_models,
-    headline_scores,
-    model_by_dataset,
-    pairs_of,
-    read_tidy,
-    tidy_frame,
-    tidy_row,
-)
+from brainalign.study.comparisons import model_by_dataset, pairs_of
+from brainalign.study.headline import headline_scores
+from brainalign.study.table_checks import check_headline, check_models
+from brainalign.study.tables import SORT_ORDER, TIDY_COLUMNS, read_tidy, tidy_frame, tidy_row
 
 
 @pytest.mark.parametrize("ceiling, ceiling_out, normalised", [
@@ -180,7 +172,7 @@ def _gain_tidy():
 def test_a_time_series_headline_is_its_gain_over_the_baseline():
     """Issue 19: where a dataset has gain rows under the headline protocol, its headline is the gain; elsewhere (and
     with timeseries_metric: "") the raw score."""
-    from brainalign.study.tables import headline_scores
+    from brainalign.study.headline import headline_scores
 
     tidy = _gain_tidy()
     headline = headline_scores(tidy).set_index(["model", "dataset"])  # the nested gain (the default selection)
@@ -213,7 +205,7 @@ def test_the_summary_shows_baseline_model_and_gain_with_the_untrained_control_be
 
 def test_the_headline_choice_takes_its_defaults_and_rejects_unknown_keys():
     from brainalign.errors import BrainalignError
-    from brainalign.study.tables import Headline
+    from brainalign.study.headline import Headline
 
     choice = Headline.from_options({"brain_protocol": "brainscore-2023", "dataset_protocols": {"wehbe2014": "wehbe-2014"}})
     assert (choice.brain_metric, choice.brain_selection, choice.timeseries_metric) == ("linear", "nested", "gain_r")
@@ -226,8 +218,8 @@ def test_the_headline_says_which_layer_choice_it_is_and_the_bias_table_compares_
     """The headline table's brain rows say their layer choice (selection), in words for the page and figures; the
     layer-selection table puts each headline's best beside its nested choice, with best - nested, on the headline's
     own metric (the gain on a time series)."""
+    from brainalign.study.headline import headline_selection, selection_words
     from brainalign.study.sections import selection_bias_table
-    from brainalign.study.tables import headline_selection, selection_words
 
     tidy = _gain_tidy()
     nested, best = headline_scores(tidy), headline_scores(tidy, {"brain_selection": "best"})

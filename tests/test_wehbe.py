@@ -298,7 +298,7 @@ def _planted_responses(features_f0, onsets, n_planted, noise=0.6, seed=7):
 
 
 def test_planted_signal_is_recovered_and_noise_voxels_score_zero(tmp_path):
-    from brainalign.encoding.layers import fit_layer
+    from brainalign.encoding.layer_fits import fit_layer
 
     n_runs, trs_per_run, lead, tail = 4, 90, 3, 2
     n_words = n_runs * (trs_per_run - lead - tail) * 4
@@ -378,7 +378,7 @@ def _bls_transcription(features, onsets, times, runs, data, n_folds=4, skip=5, s
 
 
 def test_equals_a_transcription_of_the_bls_pipeline(tmp_path):
-    from brainalign.encoding.layers import fit_layer
+    from brainalign.encoding.layer_fits import fit_layer
 
     n_runs, trs_per_run, lead, tail = 4, 70, 3, 2
     n_words = n_runs * (trs_per_run - lead - tail) * 4
@@ -412,7 +412,7 @@ def test_word_level_protocol_refuses_sentence_data():
     import pandas as pd
 
     from brainalign.datasets.base import PreparedDataset
-    from brainalign.encoding.layers import fit_layer
+    from brainalign.encoding.layer_fits import fit_layer
 
     n = 40
     stimuli = pd.DataFrame({"stimulus_id": [f"s{i}" for i in range(n)], "text": ["x"] * n,

@@ -7,7 +7,7 @@ its adapter's ``HEADLINE_MEASURE``, or its only measure):
 * ``surprisal_r`` / ``default``: the project's protocol: Pearson r between surprisal and the mean reading measure
   (per-value RT outliers outside 50-3000 ms dropped before averaging), after the ``exclusions`` steps; 95% CI from
   resampling whole text units, never single words (words of one sentence share context): sentences, drawn inside
-  drawn stories where a story holds several (``reading_regression.text_units``, :func:`unit_pearson_ci`;
+  drawn stories where a story holds several (``regression_intervals.text_units``, :func:`unit_pearson_ci`;
   ``ci_resamples`` in the details says which); ceiling = the project's split-half ceiling over the kept words (a
   group-averaged dataset: its published one).
 * ``surprisal_r`` / ``brainscore-2023``: Brain-Score Language 2023's Futrell2018-pearsonr, as in the paper:
@@ -38,7 +38,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from brainalign.behaviour.reading_regression import RT_RANGE, reading_regression, shift_within_groups, text_units
+from brainalign.behaviour.reading_regression import reading_regression
+from brainalign.behaviour.regression_intervals import text_units
+from brainalign.behaviour.regression_predictors import RT_RANGE, shift_within_groups
 from brainalign.bootstrap import percentile_ci, unit_weights
 from brainalign.correlation import pearson, split_half_r
 from brainalign.datasets.base import load_prepared
@@ -218,7 +220,7 @@ def regression_rows(model: str, dataset: str, result: dict) -> list[dict]:
     ``surprisal_coef`` and ``surprisal_coef_lag{k}`` (ms per bit, Wald CI with cluster-robust errors:
     ``result['coef_ci_method']``; the spillover profile) and ``lag_check`` (next minus previous word's surprisal,
     held-out nats per observation, CI as delta_loglik's) with ``lag_check_gain`` (the next-word model's gain over
-    both neighbours' length and frequency: the check's gate; ``reading_regression.lag_check_fires`` says when it
+    both neighbours' length and frequency: the check's gate; ``regression_intervals.lag_check_fires`` says when it
     warns). The tidy table has no column for what a CI resamples; the details JSON records it."""
     if not result.get("applicable"):
         return []

@@ -38,11 +38,16 @@ Modules, one concept each (import from them; this package re-exports nothing):
     (``cross_validated_score``).
   * ``design``: one layer's regression problem (``responses_matrix``, ``layer_design``: words -> scans -> delays).
   * ``timeseries``: word features -> scan times (Lanczos / sum / mean), FIR delays, run trimming.
-  * ``baseline``: a time series' word-rate/nuisance baseline, the joint model and the gain over the baseline.
+  * ``baseline``: a time series' word-rate/nuisance baseline and the joint model, fitted per outer fold
+    (``baseline_gain``).
+  * ``gain``: the gain over the baseline with its two-level bootstrap CIs (subjects, then blocks of scans), and its
+    tidy rows.
   * ``similarity``: RSA and linear CKA.
-  * ``layers``: the layer-metric registry (``LAYER_METRICS``, ``register_layer_metric``: protocols, RSA, CKA,
-    baseline gain) and the workflow steps ``fit_layers_file`` (rule fit_encoding) and ``score_layers_file`` (rule
-    score).
+  * ``layer_metrics``: the layer-metric registry (``LAYER_METRICS``, ``register_layer_metric``: protocols, RSA, CKA,
+    baseline gain) and each metric's tidy rows (layer profile, best, nested).
+  * ``layer_fits``: the workflow step ``fit_layers_file`` (rule fit_encoding): every layer metric per layer,
+    resumable.
+  * ``layer_scores``: the workflow step ``score_layers_file`` (rule score).
   * ``ceilings``: noise ceilings (split-half, extrapolation, inter-subject correlation) and the step
     ``compute_ceiling_file`` (rule compute_ceiling).
 Pearson r per column lives in :mod:`brainalign.correlation`, shared with the behaviour scores. Step functions take

@@ -2,7 +2,7 @@
 passages, blocks of scans), recompute the per-neuroid Pearson r of every resample at once, and read the 95%
 percentile interval of the protocol's score (median over neuroids, or the protocol's own aggregate; mean over
 folds). Shared by every protocol (:func:`brainalign.encoding.protocols.scoring.cross_validated_score`) and the
-time-series baseline (:mod:`brainalign.encoding.baseline`), which resample the same draws. Each layer's result keeps
+time-series baseline (:mod:`brainalign.encoding.gain`), which resample the same draws. Each layer's result keeps
 its per-fold draws (:func:`fold_draws`, stored compactly by :func:`encode_draws`), from which the score step builds
 the interval of the nested layer choice (:mod:`brainalign.encoding.selection`).
 """

@@ -4,7 +4,7 @@ A model has 7-31 layers; the *best* layer (the largest cross-validated score) is
 that score it, so its score is the maximum of L noisy estimates: biased upward, and its CI (that layer's own)
 ignores the choice. The *nested* estimate (Cawley & Talbot 2010) chooses, in each outer fold, the layer with the
 largest training-only (inner) score, and scores that layer on the fold's held-out data; the nested score is the
-mean over folds, as every protocol's score is (docs/statistics.md ("Layer selection"): measured bias and coverage).
+mean over folds, as every protocol's score is (docs/statistics.md, "Layer selection": measured bias and coverage).
 
 Its interval is a bootstrap of that estimator itself (:func:`nested_interval`): every layer of a model x dataset
 is resampled with the same draws (same folds, same seed: :func:`brainalign.encoding.bootstrap.fold_draws`), so
@@ -16,8 +16,8 @@ held-out performance of the layers the training folds chose (given those choices
 of which layer other training data would pick. Re-making the choice in each resample would need each fold's inner
 (training-only) predictions resampled with the same units, which the layer results do not keep.
 
-Used by the score step's rows of every protocol (:func:`brainalign.encoding.layers.protocol_rows`) and of the
-time-series gain (:func:`brainalign.encoding.baseline.gain_rows`).
+Used by the score step's rows of every protocol (:func:`brainalign.encoding.layer_metrics.protocol_rows`) and of the
+time-series gain (:func:`brainalign.encoding.gain.gain_rows`).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ and the default one are the same code:
     group, ``all``.
   * ``subset``: the models of each group whose properties are correlated (instruction-tuned ones, as the paper).
   * ``n_permutations``: random sign flips of the permutation test when a measure has more than 16 pairs.
-  * ``headline``: which tidy rows are the headline scores (used by collect_scores; see ``tables.Headline``).
+  * ``headline``: which tidy rows are the headline scores (used by collect_scores; see ``headline.Headline``).
 """
 
 from __future__ import annotations
@@ -28,16 +28,9 @@ import pandas as pd
 
 from brainalign.io import write_table
 from brainalign.options import AnalysisOptions
+from brainalign.study.comparisons import analysis_measures, pairs_of
 from brainalign.study.statistics import pair_effect, property_correlations
-from brainalign.study.tables import (
-    InvalidEntry,
-    analysis_measures,
-    check_headline,
-    check_models,
-    check_scored_models,
-    pairs_of,
-    read_table,
-)
+from brainalign.study.table_checks import InvalidEntry, check_headline, check_models, check_scored_models, read_table
 
 log = logging.getLogger("brainalign.study.analysis")
 
@@ -48,7 +41,7 @@ ANALYSIS_FIGURES = ("pair_effect", "alignment_vs_size", "alignment_vs_mmlu")
 def read_inputs(scores_csv, models_csv, drop_invalid: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The headline table and the models table, checked: anything the analysis cannot use (a non-finite or
     unparsable score, a model the models table lacks, a base model that is not in it, a property that is not a
-    number) is a one-line error naming the file, line, model and field (``brainalign.study.tables``). With
+    number) is a one-line error naming the file, line, model and field (``brainalign.study.table_checks``). With
     ``drop_invalid`` it is left out instead, with a warning naming it and every pair it takes out of a measure.
     A pair whose model has no score at all is always named in a warning."""
     dropped: list[InvalidEntry] = []
@@ -120,7 +113,7 @@ def analyse(scores_csv, models_csv, out_dir, options: AnalysisOptions | Mapping 
         correlations.append(property_correlations(measures, in_group, options.subset, kinds).assign(group=group))
     effect = pd.concat(effects, ignore_index=True)
     effect = effect[["group", *[c for c in effect.columns if c != "group"]]]
-    from brainalign.study.tables import headline_selection
+    from brainalign.study.headline import headline_selection
 
     selection = headline_selection(scores)  # the headline table's layer choice (best | nested), "" where it does not say
     if selection:  # so every brain measure's row says which layer choice it compares

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from brainalign.study.headline import headline_selection
 from brainalign.study.sections import reading_behaviour_table, selection_bias_table
-from brainalign.study.tables import headline_selection
 
 NEAR_ZERO_R = 0.05  # |r| below this on a layer: indistinguishable from chance at the sizes these datasets have
 

@@ -13,7 +13,8 @@ import pandas as pd
 
 from brainalign.config import models_table
 from brainalign.io import write_table
-from brainalign.study.tables import Headline, headline_scores, read_tidy
+from brainalign.study.headline import Headline, headline_scores
+from brainalign.study.tables import read_tidy
 
 
 def collect_scores(score_paths, config: dict, tidy_out, headline_out, models_out, properties_csv=None,

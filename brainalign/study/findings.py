@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from brainalign.study.tables import pairs_of, selection_words, untrained_models
+from brainalign.study.comparisons import pairs_of, untrained_models
+from brainalign.study.headline import selection_words
 
 
 def _signed(value: float, digits: int = 3) -> str:
@@ -42,7 +43,7 @@ def change_word(models: pd.DataFrame) -> str:
 
 def findings(effect: pd.DataFrame, models: pd.DataFrame, label: str, selection: str = "") -> list[str]:
     """The page's opening sentences (plain text): which layer choice the brain scores are (``selection``: the
-    headline table's, ``tables.headline_selection``; nothing where unknown), then per group of pairs, on how many
+    headline table's, ``headline.headline_selection``; nothing where unknown), then per group of pairs, on how many
     brain datasets the derived model scores higher, the brain average's change with CI and p, each behaviour
     measure's; measures no pair scored."""
     word = change_word(models)

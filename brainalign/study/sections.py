@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import pandas as pd
 
-from brainalign.behaviour.reading_regression import lag_check_fires
-from brainalign.study.tables import GAIN_METRICS, GAIN_PROTOCOL, Headline, untrained_models
+from brainalign.behaviour.regression_intervals import lag_check_fires
+from brainalign.study.comparisons import untrained_models
+from brainalign.study.headline import Headline
+from brainalign.study.tables import GAIN_METRICS, GAIN_PROTOCOL
 
 READING_PROTOCOL = "reading-regression"
 
@@ -29,7 +31,7 @@ def with_ci(value, low, high, digits: int = 3) -> str:
 def reading_behaviour_table(tidy: pd.DataFrame, untrained=()) -> tuple[pd.DataFrame, list[str]]:
     """Per model x reading dataset, the paper's r beside the reading-regression protocol (delta log-likelihood with
     its CI, surprisal coefficient, spillover profile, lag check) and perplexity per word, untrained controls
-    marked; and one warning per model x dataset whose lag check fired (``reading_regression.lag_check_fires``: the
+    marked; and one warning per model x dataset whose lag check fired (``regression_intervals.lag_check_fires``: the
     next word's surprisal predicts reading times better than the previous word's, so the reading times look shifted
     against the words)."""
     behaviour = tidy[tidy["kind"] == "behaviour"]

@@ -2,7 +2,7 @@
 the offline default) and the correlation of alignment with model properties.
 
 Input is a measures table, models (index) x measures (columns: the brain datasets, the brain average, the
-behaviour datasets; ``brainalign.study.tables.analysis_measures`` builds it from any ``model,dataset,score`` table, so
+behaviour datasets; ``brainalign.study.comparisons.analysis_measures`` builds it from any ``model,dataset,score`` table, so
 published numbers are analysed with the same code), the (base, derived) pairs and a models table.
   * Pair effect: absolute (derived - base) and relative ((derived - base) / |base|) change per pair and measure;
     mean over pairs with percentile bootstrap CIs; a two-sided paired sign-flip permutation test of the relative
@@ -13,7 +13,7 @@ published numbers are analysed with the same code), the (base, derived) pairs an
 
 Pure statistics on tables in memory: no file I/O, no plotting and no option defaults (the caller passes the
 configured ``n_permutations``, ``subset`` and ``seed``; reading the inputs and writing the results is
-``brainalign.study.analysis``; the tables themselves are ``brainalign.study.tables``).
+``brainalign.study.analysis``; the tables themselves are ``brainalign.study.tables`` and the modules beside it).
 """
 
 from __future__ import annotations

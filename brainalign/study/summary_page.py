@@ -21,10 +21,11 @@ import pandas as pd
 
 from brainalign.io import atomic_path, software_versions
 from brainalign.study.caveats import caveats
+from brainalign.study.comparisons import untrained_models
 from brainalign.study.figures import ROLE_COLOURS, ROLE_LABELS, figure_captions, page_order
 from brainalign.study.findings import effect_table, findings
+from brainalign.study.headline import headline_selection, selection_words
 from brainalign.study.sections import reading_behaviour_table, selection_bias_table, timeseries_gain_table
-from brainalign.study.tables import headline_selection, selection_words, untrained_models
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1000px;margin:1.5em auto;padding:0 1em;

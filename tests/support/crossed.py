@@ -1,5 +1,5 @@
 """Planted crossed reading data with a known truth, and the coverage of the reading regression's intervals on it
-(docs/statistics.md ("Reading times")): used by tests/test_coverage_reading.py (a few hundred replicates) and
+(docs/statistics.md, "Reading times"): used by tests/test_coverage_reading.py (a few hundred replicates) and
 benchmarks/coverage_reading.py (more, and the mixed-model fits).
 
 Every reader reads the same sentences, as in Frank 2013: a reading time (or a per-observation held-out
@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
-from brainalign.behaviour.reading_regression import crossed_bootstrap, fit_regression
+from brainalign.behaviour.regression_estimator import fit_regression
+from brainalign.behaviour.regression_intervals import crossed_bootstrap
 from brainalign.bootstrap import draw_units, percentile_ci
 
 
@@ -50,7 +51,7 @@ class Design:
 BALANCED = Design()
 #: Frank 2013's shape (43 readers x 205 sentences) and variance composition on the default run's held-out
 #: log-likelihood differences: the sentences' variance dominates, the readers' is about the noise's
-#: (docs/statistics.md ("Reading times"): SEs readers-only 0.00040, sentences-only 0.00073, iid 0.00041)
+#: (docs/statistics.md, "Reading times": SEs readers-only 0.00040, sentences-only 0.00073, iid 0.00041)
 FRANK_LIKE = Design(readers=43, sentences=205, sd_reader=0.2, sd_sentence=1.0, sd_word=1.0, sd_noise=6.0)
 #: one pseudo-reader (mean reading times) over 10 stories of 40 sentences: Natural Stories' shape
 STORIES_LIKE = Design(readers=1, stories=10, sentences=400, words=(8, 14), missing=0.0, sd_reader=0.0, sd_story=0.5,

@@ -12,7 +12,7 @@ import numpy as np
 from brainalign.correlation import pearson_columns
 from brainalign.datasets.registry import register_adapter
 from brainalign.encoding.bootstrap import _median
-from brainalign.encoding.layers import LayerInputs, register_layer_metric
+from brainalign.encoding.layer_metrics import LayerInputs, register_layer_metric
 from brainalign.encoding.ols import ols_fit_predict
 from brainalign.encoding.protocols.registry import register_protocol
 from brainalign.models.registry import register_source

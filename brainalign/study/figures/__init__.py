@@ -25,7 +25,7 @@ from brainalign.study.figures.registry import (
     unregister_figure,
 )
 from brainalign.study.figures.style import ROLE_COLOURS, ROLE_LABELS, save_figure, text_overlaps, texts_outside
-from brainalign.study.tables import Headline, headline_scores
+from brainalign.study.headline import Headline, headline_scores
 
 __all__ = ["FigureInputs", "ROLE_COLOURS", "ROLE_LABELS", "draw_figures", "figure_captions", "make_figures", "page_order",
            "register_figure", "registered_figures", "text_overlaps", "texts_outside", "unregister_figure"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from brainalign.study.tables import Headline
+from brainalign.study.headline import Headline
 
 
 @dataclass(frozen=True)

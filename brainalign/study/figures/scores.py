@@ -7,9 +7,9 @@ import logging
 import numpy as np
 import pandas as pd
 
+from brainalign.study.comparisons import model_by_dataset, pairs_of
 from brainalign.study.figures.registry import FigureInputs, register_figure
 from brainalign.study.figures.style import COLUMN_IN, ROLE_COLOURS, legend, panels, pyplot
-from brainalign.study.tables import model_by_dataset, pairs_of
 
 log = logging.getLogger("brainalign.study.figures")
 

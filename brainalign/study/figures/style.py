@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from brainalign.io import atomic_path, write_table
-from brainalign.study.tables import pairs_of
+from brainalign.study.comparisons import pairs_of
 
 OKABE_ITO = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 # A model's role, encoded the same way in every figure (and in the summary page's legend).
