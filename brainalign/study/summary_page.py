@@ -124,9 +124,12 @@ def _timeseries_section(tidy: pd.DataFrame, models: pd.DataFrame, selection: str
             "baseline (word rate from the stimulus timing and the dataset's stimulus-level nuisance regressors; each "
             "subject's head motion regressed out of the responses), the joint model (baseline + the layer's features, "
             "one banded ridge), and the <b>gain</b> = joint r - baseline r, the headline for time series. Raw r "
-            f"(the features alone, ridge-grouped) stays for reference. {layer}; 95% CIs resample "
-            "blocks of contiguous scans. The ceiling (leave-one-subject-out ISC, Spearman-Brown corrected; "
-            "docs/timeseries.md) normalises the raw and joint r in the full table. Untrained controls follow their "
+            f"(the features alone, ridge-grouped) stays for reference. {layer}. The baseline, joint and gain CIs "
+            "resample subjects, then blocks of contiguous scans shared by the drawn subjects: they reach the population "
+            "of listeners and of stretches of story; the raw r's CI resamples blocks of scans only (given these "
+            "subjects). The ceiling (leave-one-subject-out ISC, Spearman-Brown corrected; "
+            "computed on the motion-cleaned responses the scores use; docs/timeseries.md) normalises the raw and joint r "
+            "in the full table. Untrained controls follow their "
             "trained models.</p>", table_html(table)]
 
 
@@ -150,8 +153,10 @@ def _reading_section(tidy: pd.DataFrame, untrained) -> list[str]:
              "<p>The paper's protocol correlates surprisal with reading times, which rewards a surprisal that only tracks "
              "word length or frequency. The reading-regression protocol reports the held-out log-likelihood that "
              "surprisal (of the word and the previous ones: spillover) adds to a baseline of length, log frequency and "
-             "position (mixed model per reader where the data have readers, OLS on means otherwise; 95% CI from "
-             "resampling whole readers or folds); ~0 means nothing beyond length and frequency.</p>"]
+             "position (mixed model per reader where the data have readers, OLS on means otherwise); ~0 means nothing "
+             "beyond length and frequency. Every reader reads the same words, so the 95% CIs resample readers and "
+             "sentences together (crossed), or stories then sentences on mean reading times, and the coefficients use "
+             "errors clustered by reader and sentence: they reach new readers and new text (docs/statistics.md).</p>"]
     parts += [f"<p style='color:#b00'><b>Warning:</b> {html.escape(w)}</p>" for w in warnings]
     return parts + [table_html(table)]
 
