@@ -20,6 +20,7 @@ import yaml
 from brainalign.datasets.fetch import write_manifest
 from tests.support.models import save_tiny_gpt2
 from tests.support.toy_dataset import write_raw
+from tests.support.toy_names import TOY_CAPTION
 
 REPO = Path(__file__).resolve().parents[1]
 PLUGIN = "tests.support.toy_plugin"
@@ -77,12 +78,15 @@ def test_the_plugins_protocol_and_layer_metric_get_rows(toy_run):
 
 
 def test_the_plugins_figure_is_drawn_captioned_and_on_the_summary_page(toy_run):
-    from tests.support.toy_plugin import TOY_CAPTION
-
     figures = toy_run / "figures"
     assert (figures / "toy_figure.png").is_file() and (figures / "data" / "toy_figure.csv").is_file()
     assert json.loads((figures / "captions.json").read_text())["toy_figure"] == TOY_CAPTION
     assert TOY_CAPTION.split(":")[0] in (toy_run / "summary.html").read_text()
+
+
+def test_the_test_process_never_imports_the_plugin():
+    """The plugin registers into process-wide registries: only the workflow's processes may import it."""
+    assert PLUGIN not in sys.modules
 
 
 def test_an_unimportable_plugin_is_one_line_at_config_load(tmp_path):

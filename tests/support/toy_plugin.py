@@ -19,8 +19,7 @@ from brainalign.models.registry import register_source
 from brainalign.models.sources import FolderSource
 from brainalign.study.figures.registry import FigureInputs, register_figure
 from tests.support import toy_dataset
-
-TOY_CAPTION = "Toy figure: how many layers each model has (drawn by the plugin of tests/support/toy_plugin.py)."
+from tests.support.toy_names import TOY_CAPTION
 
 register_adapter(toy_dataset)
 
