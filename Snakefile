@@ -20,6 +20,7 @@ include: "workflow/rules/models.smk"
 include: "workflow/rules/activations.smk"
 include: "workflow/rules/encoding.smk"
 include: "workflow/rules/behaviour.smk"
+include: "workflow/rules/lm_benchmarks.smk"
 include: "workflow/rules/analysis.smk"
 
 

@@ -4,6 +4,7 @@ Runs in Brain-Score Language's environment, not brainalign's (``brainscore-langu
 
     python3 -m venv /tmp/bsl && /tmp/bsl/bin/pip install brainscore-language
     /tmp/bsl/bin/python benchmarks/bsl_metric.py problem.npz          # prints one JSON line
+    /tmp/bsl/bin/python benchmarks/bsl_metric.py problem.npz ridge_pearsonr   # only the metrics named (comma list)
 
 ``problem.npz`` holds ``x`` (stimuli x features) and ``y`` (stimuli x neuroids). Both become NeuroidAssemblies
 (dims presentation x neuroid, coords stimulus_id and neuroid_id), as Brain-Score's benchmarks build them, and each
@@ -35,7 +36,7 @@ def assembly(values: np.ndarray, prefix: str):
                            dims=["presentation", "neuroid"])
 
 
-def main(path: str) -> None:
+def main(path: str, metrics: str = "ridge_pearsonr,linear_pearsonr") -> None:
     import torch
 
     torch.set_num_threads(1)
@@ -45,7 +46,7 @@ def main(path: str) -> None:
     data = np.load(path)
     source, target = assembly(data["x"].astype(np.float64), "f"), assembly(data["y"].astype(np.float64), "n")
     out = {}
-    for name in ("ridge_pearsonr", "linear_pearsonr"):
+    for name in metrics.split(","):
         metric = load_metric(name)
         start = time.perf_counter()
         score = metric(source, target)
@@ -55,4 +56,4 @@ def main(path: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(*sys.argv[1:3])

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import yaml
 
-from brainalign.config import SCHEMA_PATH, encoding_options, model_specs
+from brainalign.config import SCHEMA_PATH, dataset_specs, encoding_options, model_specs
 from brainalign.errors import BrainalignError
 
 STAGES = ("extraction", "encoding", "ceiling", "behaviour", "analysis")
@@ -94,9 +94,12 @@ def dataset_encoding_options(config: Mapping, dataset: str) -> dict:
 
 
 def ceiling_options(config: Mapping, dataset: str) -> dict:
-    """Ceiling options, with the dataset's encoding options (no seed: the ceiling's own seed applies) under
-    ``encoding``."""
-    return stage_options(config, "ceiling", encoding=with_defaults("encoding", encoding_options(config, dataset)))
+    """Ceiling options: the top-level block, then the dataset's ``ceiling`` overrides (e.g. Brain-Score's
+    ``{method: brainscore-extrapolation, metric: brainscore-ridge}``), with the dataset's encoding options (no seed:
+    the ceiling's own seed applies) under ``encoding``."""
+    overrides = dict(dataset_specs(config)[dataset].get("ceiling") or {})
+    return stage_options(config, "ceiling", **overrides,
+                         encoding=with_defaults("encoding", encoding_options(config, dataset)))
 
 
 def _model_options(config: Mapping, stage: str, model: str) -> dict:
@@ -238,6 +241,7 @@ class CeilingOptions(StageOptions):
     curve: str
     n_bootstrap: int
     n_splits: int
+    metric: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -163,6 +163,7 @@ def test_unknown_exclusion_step_is_a_clear_error():
 #: each reading adapter's measures and the one its headline rows report (the table scoring kept before the adapters
 #: declared HEADLINE_MEASURE themselves)
 READING_MEASURES = {"naturalstories": (["rt_mean", "rt_gmean"], "rt_mean"), "futrell2018": (["rt"], "rt"),
+                    "futrell2018_assembly": (["rt"], "rt"),
                     "frank2013": (["first_fixation", "first_pass", "go_past"], "first_pass")}
 
 

@@ -120,7 +120,10 @@ def test_extras_at_selected_layers_equal_the_full_run_there(shard_and_dataset, t
     for layer in LAYERS:
         assert fast[layer]["protocols"]["ridge-grouped"] == full[layer]["protocols"]["ridge-grouped"]
         if layer in chosen:
-            assert fast[layer]["protocols"]["brainscore-2023"] == full[layer]["protocols"]["brainscore-2023"]
+            # no nested row reads an extra's training-only scores: its inner fits are skipped there (NaN)
+            extra, reference = dict(fast[layer]["protocols"]["brainscore-2023"]), dict(full[layer]["protocols"]["brainscore-2023"])
+            assert np.isnan(extra.pop("inner_scores")).all() and np.isfinite(reference.pop("inner_scores")).all()
+            assert extra == reference
             assert fast[layer]["rsa"] == full[layer]["rsa"] and fast[layer]["cka"] == full[layer]["cka"]
         else:
             assert set(fast[layer]["protocols"]) == {"ridge-grouped"} and "rsa" not in fast[layer] and "cka" not in fast[layer]

@@ -168,3 +168,22 @@ def test_on_equal_layers_best_is_biased_upward_and_nested_is_not():
     assert nested["coverage_own_target"] >= 0.9 and fixed["coverage_own_target"] >= 0.9
     assert best["coverage_own_target"] < nested["coverage_own_target"]
     assert summary["replicates_where_the_nested_choice_flips"] > 30
+
+
+def test_a_metric_nan_at_every_layer_leaves_its_layer_rows_and_no_best(caplog):
+    """A protocol undefined on a dataset (Brain-Score's RDM of a single neuroid is NaN for any model) gives NaN
+    layer rows and a warning, not an exception that would stop the model's other rows; one finite layer is its best."""
+    layers, y, groups, _ = _tied_layers(n_layers=2)
+    folds = grouped_folds(groups, 5, 0)
+    results = {name: cross_validated_score(x, y, groups, "ridge-grouped", OPTIONS, folds=folds, units=groups)
+               for name, x in layers.items()}
+    for result in results.values():
+        result["score"] = float("nan")
+    with caplog.at_level("WARNING", logger="brainalign.encoding.layer_metrics"):
+        rows = protocol_rows(layer_metric("ridge-grouped"), _profile(results))
+    assert [row["selection"] for row in rows] == ["layer", "layer"]
+    assert all(np.isnan(row["raw_r"]) for row in rows)
+    assert "NaN at every layer" in caplog.text
+    results["l1"]["score"] = 0.25
+    rows = {row["selection"]: row for row in protocol_rows(layer_metric("ridge-grouped"), _profile(results))}
+    assert rows["best"]["layer"] == "l1" and rows["best"]["raw_r"] == 0.25

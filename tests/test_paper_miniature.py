@@ -184,10 +184,25 @@ def test_wehbe_is_fetched_over_http_and_prepared(built, tmp_path):
 
 
 def test_futrell_is_fetched_over_http_and_prepared(built, tmp_path):
+    """The paper config's Futrell 2018 is Brain-Score's assembly (adapter futrell2018_assembly)."""
+    design = mini.futrell_assembly_design()
     dataset = _fetch_and_prepare(built, "futrell2018", tmp_path)
-    assert dataset.responses.shape == (mini.FUTRELL_READERS, len(mini.futrell_design()["tok"]), 1)
+    assert dataset.meta["adapter"] == "futrell2018_assembly"
+    assert dataset.responses.shape == (len(design["readers"]), len(design["words"]), 1)
     assert np.isnan(dataset.responses[-1]).any() and np.isfinite(dataset.responses[0]).all()
-    assert (built[0] / "data" / "futrell2018" / "all_stories.tok").stat().st_size == mini.ALL_STORIES_TOK_SIZE
+    assert dataset.stimuli["word_in_sentence"].tolist() == design["word_within_sentence_id"]
+
+
+def test_realigned_futrell_files_keep_their_format(tmp_path):
+    """The realigned-TSV adapter (futrell2018) stays available: its synthetic files still read as the real ones."""
+    from brainalign.datasets import get_adapter, load_prepared
+
+    info = mini.write_raw_files(tmp_path / "data", {"futrell2018"})
+    assert (tmp_path / "data" / "futrell2018" / "all_stories.tok").stat().st_size == mini.ALL_STORIES_TOK_SIZE
+    get_adapter("futrell2018").prepare(tmp_path / "data" / "futrell2018", tmp_path / "prepared", {})
+    dataset = load_prepared(tmp_path / "prepared")
+    assert dataset.responses.shape == (mini.FUTRELL_READERS, info["futrell2018"]["n_words"], 1)
+    assert np.isnan(dataset.responses[-1]).any() and np.isfinite(dataset.responses[0]).all()
 
 
 # ------------------------------------------------------------------------------------------------ models

@@ -21,7 +21,7 @@ import pandas as pd
 from brainalign.errors import BrainalignError
 from brainalign.io import FLOAT_FORMAT, atomic_path, open_hdf5, rebuild_command, write_json
 
-KINDS = ("sentence", "timeseries", "reading")
+KINDS = ("sentence", "timeseries", "reading", "language")  # language: a language-model benchmark, no human responses
 REQUIRED_COLUMNS = ("stimulus_id", "text", "group", "position")
 REQUIRED_META = ("name", "kind", "description", "source", "licence", "provenance", "context", "group_averaged")
 STIMULI_FILE, DATA_FILE, META_FILE = "stimuli.tsv", "data.h5", "meta.json"

@@ -3,6 +3,9 @@ from Brain-Score's ``assy_Blank2014_fROI.nc``. Brain-Score already paired each T
 with the sentence fragment whose words ended in it, and dropped TRs without new words; one stimulus = one fragment
 = one sample. Stored as a time series whose words are the fragments: fragment i spans exactly scan i
 (``onset = sample_times[i]``, ``offset = onset + 2``), so do NOT add further HRF delays (meta ``lag_applied``).
+Fragments are sorted by story; ``brainscore_order`` keeps each one's position in Brain-Score's assembly, and meta
+``split_coord``/``split_folds`` its grouped K-fold (8 folds of stories), for the Brain-Score protocols
+(encoding.protocols.brainscore_splits).
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ def prepare(raw_dir: Path, out_dir: Path, options: dict) -> None:
     position = group.groupby(group, sort=False).cumcount().to_numpy()
     times = position * TR
     stimuli = pd.DataFrame({"stimulus_id": pres["stimulus_id"].astype(str), "text": pres[text_col].astype(str),
-                            "group": group, "position": position, "onset": times, "offset": times + TR})
+                            "group": group, "position": position, "onset": times, "offset": times + TR,
+                            "story": group, "brainscore_order": order})  # Brain-Score's splits (split_coord)
     meta = {
         "name": NAME, "kind": KIND, "context": "group", "group_averaged": False, "tr": TR, "lag_applied": True,
         "description": "Blank et al. 2014: 5 subjects, 8 Natural Stories, 12 language fROIs per subject, one sample "
@@ -62,5 +66,6 @@ def prepare(raw_dir: Path, out_dir: Path, options: dict) -> None:
         "provenance": f"{FILE} (sha1 {REMOTE_FILES[0][2][5:]}). TRs were shifted by 4 s and TRs without new words "
                       "dropped by Brain-Score; sample_times are fragment index x 2 s within each story (not scanner time).",
         "ceiling_note": "Brain-Score extrapolation ceiling", "published_ceiling": 0.21026591,
+        "split_coord": "story", "split_folds": 8,  # Blank2014-ridge: GroupKFold(8) over stories
     }
     write_prepared(PreparedDataset(stimuli, responses, subjects, rois, times, group.to_numpy(dtype=object), meta=meta), out_dir)

@@ -120,7 +120,7 @@ def copy_local(spec: dict, adapter, dest: Path, base_dir: str | os.PathLike | No
     if manifest.is_file():
         entries = read_manifest(manifest)
     else:
-        entries = [(name, pinned.get(name, checksum)) for name, _url, checksum, *_ in adapter.REMOTE_FILES]
+        entries = [(name, pinned.get(name, checksum)) for name, _url, checksum, *_ in adapter_remote_files(adapter, spec.get("options"))]
         if not any(checksum for _, checksum in entries):
             raise BrainalignError(
                 f"{manifest}: missing; expected a sha256 manifest of the local files (write one with "
@@ -204,15 +204,23 @@ def _download_once(url: str, part: Path, timeout: float) -> None:
             raise http.client.IncompleteRead(b"", int(expected) - received)
 
 
+def adapter_remote_files(adapter, options: dict | None) -> list:
+    """The files to fetch: ``adapter.remote_files(options)`` where the adapter's options choose them (SyntaxGym's
+    suites), else ``REMOTE_FILES``."""
+    chooser = getattr(adapter, "remote_files", None)
+    return list(chooser(options or {}) if chooser is not None else adapter.REMOTE_FILES)
+
+
 def download_all(spec: dict, adapter, dest: Path, cache: Path) -> list[dict]:
     """Download every ``REMOTE_FILES`` entry into ``cache`` (kept for resume), then copy into ``dest``."""
     options = spec.get("options") or {}
     pinned = _pinned_checksums(spec)
     base_url = spec.get("base_url")
-    if not adapter.REMOTE_FILES:
+    remote = adapter_remote_files(adapter, options)
+    if not remote:
         raise BrainalignError(f"config.datasets ({spec['name']}): adapter {adapter.NAME} has no download source; set local_dir")
     records = []
-    for name, url, checksum, *rest in adapter.REMOTE_FILES:
+    for name, url, checksum, *rest in remote:
         size = rest[0] if rest else None
         if name in pinned:  # the config pins another file (a mirror's version): the adapter's size is not its size
             checksum, size = pinned[name], None

@@ -26,6 +26,13 @@ _ADAPTER_MODULES = (
     "blank2014",
     "wehbe2014",
     "futrell2018",
+    # Brain-Score Language 2.3.0's own assemblies (its S3 files, its coordinates)
+    "futrell2018_assembly",
+    "fedorenko2016",
+    "tuckute2024_assembly",
+    # Brain-Score Language's language-model benchmarks (KIND language: no human responses)
+    "syntaxgym",
+    "wikitext",
 )
 
 class _Adapters(dict):
@@ -57,8 +64,9 @@ def register_adapter(module: ModuleType) -> ModuleType:
     missing = [attr for attr in ("NAME", "KIND", "REMOTE_FILES", "prepare") if not hasattr(module, attr)]
     if missing:
         raise BrainalignError(f"dataset adapter {module.__name__}: lacks {', '.join(missing)}")
-    if module.KIND not in ("sentence", "timeseries", "reading"):
-        raise BrainalignError(f"dataset adapter {module.__name__}: KIND {module.KIND!r}; expected sentence, timeseries or reading")
+    if module.KIND not in ("sentence", "timeseries", "reading", "language"):
+        raise BrainalignError(f"dataset adapter {module.__name__}: KIND {module.KIND!r}; "
+                              "expected sentence, timeseries, reading or language")
     ADAPTERS[module.NAME] = module
     return module
 

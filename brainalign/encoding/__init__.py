@@ -31,7 +31,8 @@ Modules, one concept each (import from them; this package re-exports nothing):
   * ``scaling``: the feature scalings fitted on training rows (``scale_features``, ``FEATURE_SCALINGS``).
   * ``ridge``: ridge solvers for many penalties and targets (``RidgeSVD``, ``RidgeTridiagonal``,
     ``ShiftedSystems``, ``FoldCrossProducts``, ``ridge_cv``, ``ridge_loo``, ``DEFAULT_ALPHAS``).
-  * ``ols``: ordinary least squares (``ols_fit_predict``, ``ols_with_inner_folds``).
+  * ``loo``: exact leave-one-out ridge for one or several scalings at once, targets in chunks (``loo_scalings``).
+  * ``ols``: ordinary least squares (``ols_fit_predict``, ``ols_with_inner_folds``, ``ols_kernel_fit``).
   * ``folds``: grouped, blocked and shuffle-split cross-validation folds.
   * ``bootstrap``: the bootstrap CI of a score over stimuli, passages or blocks of scans.
   * ``protocols/``: the protocol registry (``registry``), one module per protocol, and ``scoring``

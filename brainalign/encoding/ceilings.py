@@ -173,7 +173,8 @@ def scored_responses(dataset, options: CeilingOptions) -> tuple[np.ndarray, list
 
 
 def compute_ceiling(dataset, options: CeilingOptions | dict | None = None) -> dict:
-    """The dataset's ceiling per the ceiling options (``method``: auto | isc | extrapolation | split-half), typed or
+    """The dataset's ceiling per the ceiling options (``method``: auto | isc | extrapolation | split-half |
+    brainscore-extrapolation, the last with ``metric``: encoding.brainscore_ceiling), typed or
     a dict (missing keys take the schema's defaults), on the responses the scores use (:func:`scored_responses`):
     ``responses`` says which (``confound-cleaned``: ``confounds`` regressed out of each subject; ``raw``), and a
     time series' ISC of the raw responses is kept beside (``raw_isc``, ``raw_ceiling``)."""
@@ -181,6 +182,13 @@ def compute_ceiling(dataset, options: CeilingOptions | dict | None = None) -> di
     seed = int(options.seed)
     meta = dataset.meta
     responses = dataset.responses
+    if options.method == "brainscore-extrapolation" and not meta.get("group_averaged"):  # Brain-Score 2.3.0's, with one of its metrics
+        from brainalign.encoding.brainscore_ceiling import dataset_brainscore_ceiling
+
+        result = dataset_brainscore_ceiling(dataset, options.metric, int(options.n_bootstrap))
+        return {**result, "method": "brainscore-extrapolation", "responses": "raw", "confounds": [],
+                "note": f"Brain-Score Language's ExtrapolationCeiling with its metric {result['metric']} (subjects held out "
+                        "in turn and predicted from the others, extrapolated over the number of subjects), median over neuroids"}
     if meta.get("group_averaged") or responses.shape[0] < 2:
         published = meta.get("published_ceiling")
         return {"ceiling": published, "method": "published" if published else "none",

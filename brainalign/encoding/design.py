@@ -53,7 +53,8 @@ def layer_design(features: np.ndarray, dataset, options: EncodingOptions) -> tup
     meta = dataset.meta
     if meta["kind"] != "timeseries":
         groups = dataset.stimuli["group"].astype(str).to_numpy()
-        return features, groups, {"bootstrap_units": groups}  # sentences nested in passages: resample passages
+        # sentences nested in passages: resample passages
+        return features, groups, {"bootstrap_units": groups, **_brainscore_split(dataset, len(features))}
     scan_groups = dataset_scan_groups(dataset)
     if meta.get("lag_applied") and len(features) == dataset.responses.shape[1]:
         scans, delays = features, [0]
@@ -75,10 +76,19 @@ def layer_design(features: np.ndarray, dataset, options: EncodingOptions) -> tup
     design = make_delays(scans, delays, scan_groups)
     overrides = timeseries_overrides(scan_groups, options, meta.get("name"))
     overrides["delays"] = delays
+    overrides.update(_brainscore_split(dataset, len(design)))
     if len(np.unique(scan_groups)) >= 2:
         return design, scan_groups, overrides
     overrides["blocks"] = int(options.n_folds)
     return design, None, overrides
+
+
+def _brainscore_split(dataset, n_samples: int) -> dict:
+    """The dataset's Brain-Score splits (protocols.brainscore_splits), for the brainscore-* protocols; not stored
+    with a layer's result (encoding.layer_fits)."""
+    from brainalign.encoding.protocols.brainscore_splits import brainscore_split
+
+    return {"brainscore_split": brainscore_split(dataset, n_samples)}
 
 
 def dataset_scan_groups(dataset) -> np.ndarray:

@@ -33,9 +33,11 @@ def recorded_options(options: EncodingOptions) -> dict:
 
 
 def fit_layer(features: np.ndarray, dataset, options: EncodingOptions | dict | None = None,
-              metrics: list[LayerMetric] | None = None, result: dict | None = None) -> dict:
+              metrics: list[LayerMetric] | None = None, result: dict | None = None, nested: bool = True) -> dict:
     """Every selected layer metric (protocols, RSA, CKA) for one layer's features against a prepared dataset; or
-    only ``metrics``, added to an earlier ``result`` of the same layer when one is given."""
+    only ``metrics``, added to an earlier ``result`` of the same layer when one is given. ``nested``: False where
+    the metrics are computed at selected layers only (``encoding.extras_layers: selected``), so no nested layer
+    choice reads their training-only scores and a protocol may skip the fits that only those need."""
     options = options if isinstance(options, EncodingOptions) else EncodingOptions.from_dict(options)
     features = np.asarray(features, dtype=np.float64)
     metrics = metrics or selected_metrics(options)
@@ -44,7 +46,7 @@ def fit_layer(features: np.ndarray, dataset, options: EncodingOptions | dict | N
     if result is None:
         result = {"n_samples": int(len(x)), "n_features": int(x.shape[1]), "n_neuroids": len(names), "neuroids": names,
                   "excluded_neuroids": excluded, "protocols": {}, "options": recorded_options(options),
-                  **{k: v for k, v in overrides.items() if k not in ("blocks", "bootstrap_units")}}
+                  **{k: v for k, v in overrides.items() if k not in ("blocks", "bootstrap_units", "brainscore_split")}}
         result["distinct_feature_rows"] = distinct = int(len(np.unique(x, axis=0)))
         if distinct < max(10, len(x) // 10):
             log.warning("only %d distinct feature rows among %d samples (e.g. a token-embedding layer read out at the same "
@@ -54,7 +56,7 @@ def fit_layer(features: np.ndarray, dataset, options: EncodingOptions | dict | N
     baseline = (baseline_design(dataset, names, options)
                 if dataset.meta["kind"] == "timeseries" and any(m.name == "baseline-gain" for m in metrics) else None)
     layer = LayerInputs(x, y, groups, overrides, options, word_level_design(features, dataset, names) if word_level else None,
-                        baseline)
+                        baseline, nested)
     for metric in metrics:
         value = metric.compute(layer)
         if value is None:
@@ -208,7 +210,7 @@ def _add_extras_at_selected_layers(shard_path, dataset, folder: Path, layers: li
         result = by_layer[layer]
         missing = [metric for metric in extras if not metric.has(result)]
         if missing:
-            fit_layer(read_layer(shard_path, layer), dataset, options, missing, result)
+            fit_layer(read_layer(shard_path, layer), dataset, options, missing, result, nested=False)
             result["extras_at"] = f"selected by {first.name}"
             write_json(result, folder / layer_file_name(layer))
             log.info("layer %s: %s added (a selected layer)", layer, ", ".join(metric.name for metric in missing))

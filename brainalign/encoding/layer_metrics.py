@@ -21,6 +21,7 @@ Adding a protocol (``encoding.protocols.registry.register_protocol``) makes it a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -36,6 +37,8 @@ from brainalign.encoding.selection import fold_picks, modal_layer, nested_fold_v
 from brainalign.encoding.similarity import linear_cka, rsa
 from brainalign.options import EncodingOptions
 
+log = logging.getLogger("brainalign.encoding.layer_metrics")
+
 
 @dataclass(frozen=True)
 class LayerInputs:
@@ -48,6 +51,7 @@ class LayerInputs:
     options: EncodingOptions  # the encoding options
     words: Any = None       # the word-level input (encoding.design.WordLevel) when a selected protocol needs it
     baseline: Any = None    # a time series' baseline regressors (encoding.baseline.Baseline), else None
+    nested: bool = True     # False: computed at selected layers only, where no nested choice reads the inner scores
 
 
 @dataclass
@@ -107,7 +111,9 @@ def protocol_rows(metric: LayerMetric, profile: LayerProfile) -> list[dict]:
         rows.append(profile.row("linear", metric.name, "layer", name, p["score"], ceiling, (p["ci_low"], p["ci_high"]), p["n"]))
     if layer_names != profile.layer_names:  # an extra computed at the selected layers only: no best or nested of its own
         return rows
-    best = layer_names[int(np.nanargmax(scores))]
+    best = best_layer(layer_names, scores, metric.name)
+    if best is None:
+        return rows
     p = metric.stored(profile.by_layer[best])
     rows.append(profile.row("linear", metric.name, "best", best, p["score"], ceiling, (p["ci_low"], p["ci_high"]), p["n"]))
     stored = {name: metric.stored(profile.by_layer[name]) for name in layer_names}
@@ -118,6 +124,17 @@ def protocol_rows(metric: LayerMetric, profile: LayerProfile) -> list[dict]:
     rows.append(profile.row("linear", metric.name, "nested", modal_layer(picks, layer_names), float(np.nanmean(test_scores)),
                             ceiling, ci, n=p["n"]))
     return rows
+
+
+def best_layer(layer_names: list[str], scores, metric_name: str) -> str | None:
+    """The layer with the highest score; None (with a warning) when no layer has a number: a metric undefined on
+    this dataset (e.g. Brain-Score's RDM of a single neuroid) leaves its per-layer NaN rows and no best or nested
+    row, rather than stopping every other metric's rows of the model."""
+    scores = np.asarray(scores, dtype=float)
+    if np.isnan(scores).all():
+        log.warning("%s: NaN at every layer; no best or nested row", metric_name)
+        return None
+    return layer_names[int(np.nanargmax(scores))]
 
 
 def computed_layers(metric: LayerMetric, profile: LayerProfile) -> list[str]:
@@ -134,7 +151,9 @@ def similarity_rows(metric: LayerMetric, profile: LayerProfile) -> list[dict]:
             for name, value in zip(layer_names, values)]
     if layer_names != profile.layer_names:  # computed at the selected layers only (encoding.extras_layers)
         return rows
-    best = layer_names[int(np.nanargmax(values))]
+    best = best_layer(layer_names, values, metric.name)
+    if best is None:
+        return rows
     rows.append(profile.row(metric.name, "", "best", best, metric.stored(by_layer[best]), n=by_layer[best]["n_samples"]))
     return rows
 
@@ -157,7 +176,7 @@ def _score_protocol(name: str, layer: LayerInputs) -> dict:
     """One protocol's cross-validated score of the layer, on the folds the layer's design asks of it."""
     folds, inner_blocks = get_protocol(name).layer_folds(len(layer.x), layer.overrides, layer.options)
     return cross_validated_score(layer.x, layer.y, layer.groups, name, layer.options, folds=folds, words=layer.words,
-                                 units=layer.overrides.get("bootstrap_units"), inner_blocks=inner_blocks)
+                                 units=layer.overrides.get("bootstrap_units"), inner_blocks=inner_blocks, nested=layer.nested)
 
 
 def protocol_metric(name: str) -> LayerMetric:

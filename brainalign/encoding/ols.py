@@ -161,3 +161,53 @@ def ols_with_inner_folds(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: 
             fitted = ols_fit_predict(x_train[inner_train], y_train[inner_train], x_train[inner_test])
         pooled[inner_test] = fitted
     return predicted + y_mean, pooled + y_mean
+
+
+def _kernel_ols_map(kernel: np.ndarray, fit_rows: np.ndarray, eval_rows: np.ndarray) -> np.ndarray | None:
+    """The matrix M with M @ y[fit_rows] the minimum-norm OLS predictions (intercept included) of ``eval_rows`` from
+    ``fit_rows``, both indexing one kernel over all rows; None where the centred features of the fit rows are not of
+    full rank n - 1 (then the SVD decides).
+
+    Predictions are C K^-1 (y - mean) + mean with K the fit rows' centred kernel (shifted along the ones vector as in
+    :func:`_kernel_ols_dual`) and C the evaluated rows' centred cross-kernel: solving K for C's few rows instead of
+    for every target's responses leaves one product with the responses per fit, the least arithmetic the fit needs."""
+    block = kernel[np.ix_(fit_rows, fit_rows)]
+    row_means = block.mean(0)
+    total_mean = row_means.mean()
+    centred = block + (total_mean - row_means[:, None] - row_means[None, :])
+    centred += np.trace(centred) / len(fit_rows)**2  # as _kernel_ols_dual
+    cross = kernel[np.ix_(eval_rows, fit_rows)]
+    cross = cross - cross.mean(1, keepdims=True) - row_means[None, :] + total_mean
+    solved = _positive_definite_solve(centred, np.ascontiguousarray(cross.T))
+    if solved is None:
+        return None
+    weights = solved.T
+    return weights + (1.0 - weights.sum(1, keepdims=True)) / len(fit_rows)  # (y - 1 mean')'s mean as a row of 1/n
+
+
+def ols_kernel_fit(x: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray, inner_folds=None):
+    """:func:`ols_with_inner_folds` (numpy) when features are at least the training rows: (test predictions, pooled
+    inner predictions or None when ``inner_folds`` is None, i.e. no nested layer choice reads them).
+
+    One kernel of the rows centred with the training mean per split; every fit (the outer one, each inner fold's)
+    is a small linear map of the responses (:func:`_kernel_ols_map`), applied in one product with the responses
+    (one more for all the inner fits together). A fit whose kernel is singular or ill-conditioned
+    sends the split to :func:`ols_with_inner_folds` (SVD where needed)."""
+    x = np.asarray(x, dtype=np.float64)
+    train, test = np.asarray(train), np.asarray(test)
+    rows = x - x[train].mean(0)
+    kernel = rows @ rows.T  # a symmetric rank-k update
+    fits = [(train, test, np.arange(len(test)))]
+    offset = len(test)
+    for inner_train, inner_test in inner_folds or []:
+        fits.append((train[np.asarray(inner_train)], train[np.asarray(inner_test)], offset + np.asarray(inner_test)))
+    operator = np.zeros((offset + (len(train) if inner_folds is not None else 0), len(x)))
+    for fit_rows, eval_rows, out_rows in fits:
+        mapped = _kernel_ols_map(kernel, fit_rows, eval_rows)
+        if mapped is None:
+            predicted, pooled = ols_with_inner_folds(x, y, train, test, inner_folds or [])
+            return predicted, pooled if inner_folds is not None else None
+        operator[np.ix_(out_rows, fit_rows)] = mapped
+    y = np.asarray(y, dtype=np.float64)
+    # the outer fit's product alone, so its predictions are the same to the bit with or without the inner fits
+    return operator[:offset] @ y, (operator[offset:] @ y if inner_folds is not None else None)

@@ -127,7 +127,16 @@ def score_files():
 
 
 def behaviour_files():
-    return [f"{RESULTS}/behaviour/{m}/{d}.csv" for m in SURPRISAL_MODELS for d in READING_DATASETS]
+    return [f"{RESULTS}/behaviour/{m}/{d}.csv" for m in SURPRISAL_MODELS for d in READING_DATASETS] + lm_score_files()
+
+
+# language-model benchmarks (KIND language: SyntaxGym, Wikitext): read by causal LMs as Brain-Score's HuggingfaceSubject
+LANGUAGE_DATASETS = [d for d in DATASETS if dataset_kind(d) == "language"]
+LM_MODELS = [m for m, spec in MODELS.items() if spec["kind"] == "decoder"]
+
+
+def lm_score_files():
+    return [f"{RESULTS}/lm_scores/{m}/{d}.csv" for m in LM_MODELS for d in LANGUAGE_DATASETS]
 
 
 def all_outputs():

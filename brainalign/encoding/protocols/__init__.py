@@ -4,7 +4,8 @@ design changes them.
   * ``registry``: :class:`~registry.Protocol`, :class:`~registry.Fold`, ``register_protocol``, ``get_protocol``,
     ``PROTOCOLS``, ``default_protocols``.
   * ``ridge_grouped`` (the project's default), ``brainscore_2023`` (the paper's, run by default too) and
-    ``wehbe_2014`` (opt-in): one module per protocol, each registering itself when imported.
+    ``wehbe_2014`` (opt-in), ``brainscore_ridge`` and ``brainscore_rsa`` (opt-in: Brain-Score Language 2.3.0's
+    metrics, on its splits, ``brainscore_splits``): one module per protocol, each registering itself when imported.
   * ``scoring``: ``cross_validated_score``, which runs any registered protocol and scores it the same way.
 
 Importing this package imports the protocol modules, so whoever reads the registry (the layer jobs, the config
@@ -29,4 +30,6 @@ It then runs in every layer job that selects it (``fit_layer``) and gets its lay
 from brainalign.encoding.protocols import ridge_grouped  # noqa: F401
 from brainalign.encoding.protocols import brainscore_2023  # noqa: F401
 from brainalign.encoding.protocols import wehbe_2014  # noqa: F401
+from brainalign.encoding.protocols import brainscore_ridge  # noqa: F401  (opt-in: Brain-Score 2.3.0's metrics)
+from brainalign.encoding.protocols import brainscore_rsa  # noqa: F401
 # isort: on

@@ -37,6 +37,7 @@ class Fold:
     ops: Any                  # the back end's operations (encoding.backend)
     words: Any = None         # word-level protocols only: the layer's encoding.design.WordLevel, else None
     inner_blocks: int | None = None  # a single-run time series: inner folds of this many contiguous blocks of scans
+    nested: bool = True       # False: no nested layer choice reads this layer's training-only score (may be NaN)
 
 
 def grouped_outer_folds(n: int, groups: np.ndarray, options, seed: int, folds):
@@ -64,7 +65,9 @@ class Protocol:
     encoding.design.WordLevel), and its scans are grouped by run; ``opt_in``: it runs only when
     ``options.protocols`` names it; ``aggregate(r, words)``: how per-neuroid r (last axis) become one score (None:
     the median over neuroids); ``feature_scaling(options)``: what it does to the features before fitting, recorded
-    in each layer's result. ``fit_fold`` may return a fourth item, a dict of per-fold details, stored as one list
+    in each layer's result; ``correlation(predicted, actual)``: per-column r of a fold (None: Pearson r,
+    brainalign.correlation.pearson_columns); ``bootstrap``: False where resampling test stimuli does not resample
+    what the fold scores (no CI, NaN). ``fit_fold`` may return a fourth item, a dict of per-fold details, stored as one list
     per key in the result. ``options`` is always the run's :class:`brainalign.options.EncodingOptions`."""
 
     name: str
@@ -75,6 +78,8 @@ class Protocol:
     opt_in: bool = False
     aggregate: Callable | None = None
     feature_scaling: Callable = no_feature_scaling
+    correlation: Callable | None = None
+    bootstrap: bool = True
 
 
 PROTOCOLS: dict[str, Protocol] = {}  # name -> protocol, in registration order (the default order of a layer's)
@@ -82,11 +87,13 @@ PROTOCOLS: dict[str, Protocol] = {}  # name -> protocol, in registration order (
 
 def register_protocol(name: str, *, outer_folds: Callable = grouped_outer_folds,
                       layer_folds: Callable = unchanged_layer_folds, word_level: bool = False, opt_in: bool = False,
-                      aggregate: Callable | None = None, feature_scaling: Callable = no_feature_scaling):
+                      aggregate: Callable | None = None, feature_scaling: Callable = no_feature_scaling,
+                      correlation: Callable | None = None, bootstrap: bool = True):
     """Decorator: register ``fit_fold`` as protocol ``name`` (see :class:`Protocol` for the hooks and flags)."""
 
     def decorator(fit_fold: Callable) -> Callable:
-        PROTOCOLS[name] = Protocol(name, fit_fold, outer_folds, layer_folds, word_level, opt_in, aggregate, feature_scaling)
+        PROTOCOLS[name] = Protocol(name, fit_fold, outer_folds, layer_folds, word_level, opt_in, aggregate, feature_scaling,
+                                   correlation, bootstrap)
         return fit_fold
 
     return decorator

@@ -11,6 +11,7 @@ import numpy as np
 from brainalign.correlation import pearson_columns
 from brainalign.encoding.bootstrap import _median
 from brainalign.encoding.folds import block_folds, grouped_folds
+from brainalign.encoding.loo import loo_scalings
 from brainalign.encoding.protocols.registry import Fold, register_protocol
 from brainalign.encoding.ridge import ridge_cv, ridge_loo
 from brainalign.encoding.scaling import FEATURE_SCALINGS, _standardise, scale_features
@@ -82,6 +83,8 @@ def ridge_grouped(fold: Fold):
     made on the training fold only, by the same inner CV (same folds, same errors) that picks the penalty."""
     scaling = _feature_scaling_option(fold.options)
     y_train, actual = _standardise(fold.y[fold.train], fold.y[fold.test])
+    if fold.options.inner_cv == "loo" and scaling == "auto":
+        return _ridge_loo_fold(fold, scaling, y_train, actual)
     if scaling != "auto":
         pooled, predicted, _ = _ridge_scaled(fold, scaling, y_train)
         centred = np.full(y_train.shape[1], scaling == "center")
@@ -95,5 +98,23 @@ def ridge_grouped(fold: Fold):
         columns = np.flatnonzero(centred)
         pooled = _with_columns(fold.ops, pooled, pooled_centred, columns)
         predicted = _with_columns(fold.ops, predicted, predicted_centred, columns)
+    inner_score = _median(pearson_columns(pooled, y_train))
+    return predicted, actual, inner_score, {"centred_fraction": float(np.mean(centred))}
+
+
+def _ridge_loo_fold(fold: Fold, scaling: str, y_train, actual):
+    """``inner_cv: loo`` with ``feature_scaling: auto``: both scalings' leave-one-out sweeps
+    (encoding.loo.loo_scalings: ranked in float32, near-ties re-ranked in float64, so the choices of a float64
+    sweep), the scaling chosen per neuroid or per layer from the same errors, residuals and test predictions formed
+    in float64 only for the choice: the numbers of fitting each scaling in full and picking columns
+    (:func:`_ridge_scaled`) to rounding, for a fraction of the work. A single scaling keeps :func:`_ridge_scaled`
+    (``ridge_loo``), bit for bit the protocol as it was."""
+    scalings = FEATURE_SCALINGS if scaling == "auto" else (scaling,)
+    x_train, x_test = fold.x[fold.train], fold.x[fold.test]
+    designs = [scale_features(x_train, x_test, name) for name in scalings]
+    choice = fold.options.feature_scaling_choice if scaling == "auto" else "target"
+    pooled, predicted, chosen, _, _ = loo_scalings(designs, y_train, fold.alphas, choice)
+    centred = np.asarray([scalings[d] == "center" for d in chosen], dtype=bool)
+    pooled = fold.ops.asarray(pooled, y_train.dtype)
     inner_score = _median(pearson_columns(pooled, y_train))
     return predicted, actual, inner_score, {"centred_fraction": float(np.mean(centred))}

@@ -28,14 +28,16 @@ from brainalign.options import EncodingOptions
 
 def cross_validated_score(x: np.ndarray, y: np.ndarray, groups=None, protocol: str = "ridge-grouped",
                           options: EncodingOptions | dict | None = None, folds=None, words=None, units=None,
-                          inner_blocks: int | None = None) -> dict:
+                          inner_blocks: int | None = None, nested: bool = True) -> dict:
     """Score one feature matrix against responses (samples x neuroids) under a registered protocol, on the back
     end that ``options.backend`` names (numpy or torch, ``options.device``). ``options``: the encoding options,
     typed or a dict (missing keys take the schema's defaults). ``folds``: outer folds (None: the protocol's own);
     ``inner_blocks``: inner folds of that many contiguous blocks of scans (a single-run time series; the
     protocol's ``layer_folds`` gives both). ``words``: the word-level input (encoding.design.WordLevel) that a
     word-level protocol needs; its scans are then grouped by run. ``units``: the bootstrap's resampling unit of
-    every sample (passages, blocks of scans: encoding.folds.scan_block_units); None: single samples."""
+    every sample (passages, blocks of scans: encoding.folds.scan_block_units); None: single samples. ``nested``: False
+    where no nested layer choice will read the training-only scores (a metric computed only at selected layers):
+    a protocol may then skip the fits that only they need and record NaN."""
     options = options if isinstance(options, EncodingOptions) else EncodingOptions.from_dict(options)
     seed = int(options.seed)
     dtype = np.dtype(options.dtype)
@@ -56,19 +58,19 @@ def cross_validated_score(x: np.ndarray, y: np.ndarray, groups=None, protocol: s
     fold_scores, inner_scores, pairs, neuroid_r, details = [], [], [], [], {}
     for k, (train_index, test_index) in enumerate(folds):
         fold = Fold(k, x, y, train_index, test_index, ops.index(train_index), ops.index(test_index), groups, alphas,
-                    options, seed, ops, words, inner_blocks)
+                    options, seed, ops, words, inner_blocks, nested)
         predicted, actual, inner_score, *extra = chosen.fit_fold(fold)
         for key, value in (extra[0] if extra else {}).items():
             details.setdefault(key, []).append(value)
         inner_scores.append(inner_score)
-        r = to_numpy(pearson_columns(predicted, actual))
+        r = to_numpy((chosen.correlation or pearson_columns)(predicted, actual))
         neuroid_r.append(r)
         fold_scores.append(_median(r) if aggregate is None else float(aggregate(r)))
         pairs.append((predicted, actual))
     n_bootstrap, units = int(options.n_bootstrap), fold_units(folds, units)
     draws, inflation = {}, None
     ci_low, ci_high = float("nan"), float("nan")
-    if n_bootstrap > 0:
+    if n_bootstrap > 0 and chosen.bootstrap:
         resampled, observed = fold_draws(pairs, n_bootstrap, seed, reduce=aggregate, units=units)
         inflation = unit_inflation(units) if units is not None else None
         ci_low, ci_high = fold_mean_interval(resampled, observed, inflation)

@@ -6,8 +6,10 @@ Everything the real run needs from the internet is replaced by a small local sta
   project's own fetch code downloads them (``base_url``) and the real adapters prepare them:
   Pereira 2018 and Blank 2014 as Brain-Score NetCDF assemblies written by Brain-Score's own ``write_netcdf``
   (committed in ``tests/miniature/data/``, made by ``tests/miniature/make_assemblies.py``), Wehbe 2014 as the CMU
-  ``subject_N.mat`` files + the BLS ROI file, Futrell 2018 as ``all_stories.tok`` + ``processed_RTs.tsv``
-  (both generated here, deterministically).
+  ``subject_N.mat`` files + the BLS ROI file, Futrell 2018 as Brain-Score's ``Futrell2018`` NetCDF assembly (the
+  paper config's adapter ``futrell2018_assembly``; also ``all_stories.tok`` + ``processed_RTs.tsv`` generated here
+  for the ``futrell2018`` adapter), and Brain-Score's ``Fedorenko2016.language`` and ``Tuckute2024.language``
+  assemblies (not in the paper config; served for their adapters' tests).
 * **Models**: each of the config's models is a tiny random-weight model of the same transformers class with a
   small tokenizer of the same class (T5 v1.1 gated-gelu / LLaMA / GPT-2, and Gemma if a config lists it),
   weights seeded by the model's name. They are served by a minimal Hugging Face Hub stand-in (``HF_ENDPOINT``
@@ -81,14 +83,19 @@ from tests.support.miniature.designs import (
     WEHBE_WORD_TRS,
     all_texts,
     blank_design,
+    brainscore_sentence_numbers,
+    fedorenko_design,
+    futrell_assembly_design,
     futrell_design,
     pereira_design,
+    tuckute_assembly_design,
     wehbe_design,
 )
 from tests.support.miniature.hub_cache import COMMIT_HEX, add_to_hub_cache, repo_folder, resolve_revision
 from tests.support.miniature.paths import FIXTURES, PAPER_CONFIG, REPO_ROOT
 from tests.support.miniature.raw_files import (
     ALL_STORIES_TOK_SIZE,
+    ASSEMBLY_FIXTURES,
     RAW_FOLDERS,
     dataset_checksums,
     pad_to_size,
@@ -120,4 +127,6 @@ __all__ = [
     "load_paper_config", "make_miniature_config", "make_sentence", "marker_count", "model_seed", "pad_to_size",
     "pereira_design", "repo_folder", "resolve_revision", "save_tiny_model", "seeded_rng", "snakemake_command",
     "unigram_surprisal", "wehbe_design", "write_config", "write_futrell", "write_raw_files", "write_wehbe", "zscore",
+    "ASSEMBLY_FIXTURES", "brainscore_sentence_numbers", "fedorenko_design", "futrell_assembly_design",
+    "tuckute_assembly_design",
 ]

@@ -1,4 +1,5 @@
-"""The miniature's four fixture designs (stimuli and responses as plain arrays), each with a planted signal.
+"""The miniature's fixture designs (stimuli and responses as plain arrays), each with a planted signal: the paper's
+four datasets, and the Brain-Score Language assemblies Futrell2018, Fedorenko2016.language and Tuckute2024.language.
 
 Every text unit has a *marker count* (:func:`~tests.support.miniature.corpus.marker_count`); some neuroids of every
 fMRI dataset respond to it (linearly, plus noise), the others are pure noise. Reading times depend on word length,
@@ -11,7 +12,18 @@ import hashlib
 
 import numpy as np
 
-from tests.support.miniature.corpus import MARKERS, NOUNS, make_sentence, marker_count, seeded_rng, unigram_surprisal, zscore
+from tests.support.miniature.corpus import (
+    ADJECTIVES,
+    MARKERS,
+    NOUNS,
+    PREPOSITIONS,
+    VERBS,
+    make_sentence,
+    marker_count,
+    seeded_rng,
+    unigram_surprisal,
+    zscore,
+)
 
 PEREIRA_SUBJECTS = {"018": ("243sentences", "384sentences"), "199": ("243sentences", "384sentences"),
                     "215": ("243sentences",), "288": ("384sentences",)}
@@ -183,3 +195,121 @@ def all_texts() -> list[str]:
     texts.append(" ".join(wehbe_design()["words"]))
     texts.append(" ".join(t["word"] for t in futrell_design()["tok"]))
     return texts
+
+
+# Brain-Score Language 2.3.0 assemblies beyond the paper's Pereira and Blank (tests/miniature/make_assemblies.py)
+FUTRELL_ASSEMBLY_STORIES, FUTRELL_ASSEMBLY_SENTENCES, FUTRELL_ASSEMBLY_READERS = 2, 8, 6
+FUTRELL_ASSEMBLY_RUN_ON = (2, 5)  # sentences (within each story) followed by one that starts lower-case
+FEDORENKO_SUBJECTS = {1: 6, 2: 4, 3: 4}  # subject_UID -> electrodes (the real file: 5 subjects, 47/8/9/15/18)
+FEDORENKO_PLANTED, FEDORENKO_SENTENCES, FEDORENKO_WORDS = 3, 16, 8
+TUCKUTE_ASSEMBLY_SENTENCES = 60
+TUCKUTE_TRAIN_SUBJECTS = (848, 853, 865, 875, 876)
+_SENTENCE_END = (".", "?", "!", ".'", "?'", "!'", ";'")
+
+
+def brainscore_sentence_numbers(words: list[str]) -> tuple[list[int], list[int]]:
+    """``sentence_id`` (from 1) and ``word_within_sentence_id`` (from 1) as Brain-Score's Futrell2018 packaging
+    defines them (brainscore_language/data/futrell2018/data_packaging.py): a word ending in sentence punctuation
+    ends a sentence unless the next word is lower-case or the word is ``Mr.``; the count never restarts at a story
+    boundary by itself; the corpus's last word always closes its sentence. Re-derived here so the fixture's
+    coordinates are what that code would give for these words (the test reads them back with Brain-Score)."""
+    sentence_ids, within_ids, sentence, within = [], [], 1, 0
+    for i, word in enumerate(words):
+        within += 1
+        sentence_ids.append(sentence)
+        within_ids.append(within)
+        if word.endswith(_SENTENCE_END):
+            if i + 1 < len(words):
+                if not (words[i + 1].islower() or word == "Mr."):
+                    sentence, within = sentence + 1, 0
+            else:
+                within = 0
+    return sentence_ids, within_ids
+
+
+def futrell_assembly_design() -> dict:
+    """Natural Stories-like words and per-reader RTs for Brain-Score's ``Futrell2018`` assembly (presentation x
+    subject, in (story, zone) order as its packaging sorts them).
+
+    Some sentences are followed by one that starts lower-case (:data:`FUTRELL_ASSEMBLY_RUN_ON`): Brain-Score's rule
+    does not start a new sentence there, a punctuation rule would, so the fixture tells the two apart. RT (ms) =
+    200 + 12 * characters + 40 * marker word + 15 * unigram surprisal + reader offset + noise; the last reader
+    skipped the second story (NaN there, as in the real data)."""
+    rng = seeded_rng("futrell2018-assembly")
+    words, stories, zones = [], [], []
+    for story in range(1, FUTRELL_ASSEMBLY_STORIES + 1):
+        story_words = []
+        for s in range(FUTRELL_ASSEMBLY_SENTENCES):
+            sentence = make_sentence(rng, int(rng.integers(0, 4))).split()
+            if s - 1 in FUTRELL_ASSEMBLY_RUN_ON:
+                sentence[0] = sentence[0].lower()
+            story_words += sentence
+        words += story_words
+        stories += [story] * len(story_words)
+        zones += list(range(1, len(story_words) + 1))
+    sentence_ids, within_ids = brainscore_sentence_numbers(words)
+    surprisal = unigram_surprisal(words)
+    readers = [f"A{hashlib.sha1(f'assembly-reader{i}'.encode()).hexdigest()[:13].upper()}" for i in range(FUTRELL_ASSEMBLY_READERS)]
+    rts = np.full((len(words), len(readers)), np.nan)
+    for j in range(len(readers)):
+        offset = rng.normal(0, 40)
+        for i, word in enumerate(words):
+            if j == len(readers) - 1 and stories[i] == FUTRELL_ASSEMBLY_STORIES:
+                continue
+            key = word.lower().strip(".,")
+            rt = 200 + 12 * len(key) + 40 * (key in MARKERS) + 15 * surprisal[key] + offset + rng.normal(0, 30)
+            rts[i, j] = float(round(min(max(rt, 101), 2999)))
+    return {"words": words, "story_id": stories, "word_id": zones, "sentence_id": sentence_ids,
+            "word_within_sentence_id": within_ids, "readers": readers, "values": rts,
+            "correct": [int(c) for c in rng.integers(5, 7, len(readers))],
+            "work_time": [int(t) for t in rng.integers(600, 2400, len(readers))],
+            "surprisal": [surprisal[w.lower().strip(".,")] for w in words]}
+
+
+def fedorenko_design() -> dict:
+    """Eight-word sentences presented word by word and per-electrode responses of the Fedorenko 2016 fixture
+    (Brain-Score's ``Fedorenko2016.language``: one presentation per word, electrodes pooled over subjects).
+
+    Words come from the corpus's word lists, without punctuation (as the real stimuli). The first
+    :data:`FEDORENKO_PLANTED` electrodes of each subject respond to the z-scored number of marker words read so far
+    in the sentence (a feature a model reading the sentence's words in order carries); the others are noise."""
+    rng = seeded_rng("fedorenko2016")
+    rows = []
+    for sentence_id in range(FEDORENKO_SENTENCES):
+        slots = np.zeros(3, dtype=bool)
+        slots[rng.choice(3, size=int(rng.integers(0, 4)), replace=False)] = True
+        nouns = [str(rng.choice(MARKERS if m else NOUNS)) for m in slots]
+        words = ["The", str(rng.choice(ADJECTIVES)), nouns[0], str(rng.choice(VERBS)), "the", nouns[1],
+                 str(rng.choice(PREPOSITIONS)), nouns[2]]
+        for word_num, word in enumerate(words):
+            rows.append({"word": word, "word_num": word_num, "sentence_id": sentence_id})
+    feature, running = [], 0
+    for row in rows:
+        running = (0 if row["word_num"] == 0 else running) + marker_count(row["word"])
+        feature.append(running)
+    z = zscore(feature)
+    neuroids, columns, planted = [], [], []
+    for subject, n_electrodes in FEDORENKO_SUBJECTS.items():
+        for e in range(n_electrodes):
+            electrode = len(neuroids)
+            signal = rng.uniform(0.8, 1.2) * z if e < FEDORENKO_PLANTED else 0.0
+            columns.append(signal + NOISE * rng.standard_normal(len(rows)))
+            neuroids.append({"electrode": electrode, "subject_UID": subject})
+            if e < FEDORENKO_PLANTED:
+                planted.append(electrode)
+    return {"presentation": rows, "neuroid": neuroids, "values": np.stack(columns, axis=1), "planted": planted,
+            "feature": [float(f) for f in feature]}
+
+
+def tuckute_assembly_design() -> dict:
+    """Sentences and the one participant-averaged language-network response of Brain-Score's
+    ``Tuckute2024.language`` fixture (one presentation per sentence, ``stimulus_id`` = the source's item_id).
+
+    The response is the z-scored marker count plus noise (the assembly holds z-scored data)."""
+    rng = seeded_rng("tuckute2024-assembly")
+    item_ids = np.sort(rng.choice(2000, size=TUCKUTE_ASSEMBLY_SENTENCES, replace=False))
+    sentences = [make_sentence(rng, int(rng.integers(0, 4))) for _ in item_ids]
+    feature = np.array([marker_count(s) for s in sentences], dtype=float)
+    values = zscore(zscore(feature) + 0.5 * NOISE * rng.standard_normal(len(sentences)))
+    return {"item_id": [int(i) for i in item_ids], "sentence": sentences, "values": values[:, None],
+            "feature": feature.tolist(), "planted": [1]}

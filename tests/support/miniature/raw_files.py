@@ -1,7 +1,8 @@
 """The synthetic raw files, in each dataset's real raw format, that the miniature's server hands to the fetch code.
 
-Pereira 2018 and Blank 2014: the Brain-Score NetCDF assemblies committed in ``tests/miniature/data/`` (written by
-``tests/miniature/make_assemblies.py`` with Brain-Score's own ``write_netcdf``). Wehbe 2014 (CMU ``subject_N.mat``
+Pereira 2018 and Blank 2014 (and Brain-Score's Futrell2018, Fedorenko2016.language and Tuckute2024.language
+assemblies, :data:`ASSEMBLY_FIXTURES`): the Brain-Score NetCDF assemblies committed in ``tests/miniature/data/``
+(written by ``tests/miniature/make_assemblies.py`` with Brain-Score's own ``write_netcdf``). Wehbe 2014 (CMU ``subject_N.mat``
 + the BLS ROI file) and Futrell 2018 (``all_stories.tok`` + ``processed_RTs.tsv``): generated here, deterministically.
 """
 
@@ -77,7 +78,12 @@ def write_wehbe(out_dir: Path) -> dict:
 
 
 RAW_FOLDERS = {"pereira2018": "pereira2018", "blank2014": "blank2014", "wehbe2014": "wehbe2014",
-               "futrell2018": "futrell2018"}
+               "futrell2018": "futrell2018", "futrell2018_assembly": "futrell2018_assembly",
+               "fedorenko2016": "fedorenko2016", "tuckute2024_assembly": "tuckute2024_assembly"}
+# Brain-Score Language assemblies beyond the paper's two: adapter -> the committed fixture (the real file's name),
+# whose planted.json record is keyed by the adapter name
+ASSEMBLY_FIXTURES = {"futrell2018_assembly": "assy_Futrell2018.nc", "fedorenko2016": "assy_Fedorenko2016_language.nc",
+                     "tuckute2024_assembly": "assy_Tuckute2024_language.nc"}
 
 
 def write_raw_files(data_dir: Path, adapters: set[str]) -> dict:
@@ -97,6 +103,10 @@ def write_raw_files(data_dir: Path, adapters: set[str]) -> dict:
             info[adapter] = write_wehbe(folder)
         elif adapter == "futrell2018":
             info[adapter] = write_futrell(folder)
+        elif adapter in ASSEMBLY_FIXTURES:
+            shutil.copyfile(FIXTURES / ASSEMBLY_FIXTURES[adapter], folder / ASSEMBLY_FIXTURES[adapter])
+            planted_entry = planted["datasets"][adapter]["planted"]
+            info[adapter] = {"planted": planted_entry if isinstance(planted_entry, list) else []}
         else:
             raise ValueError(f"adapter {adapter}: the miniature has no synthetic files for it")
     return info
