@@ -314,3 +314,92 @@ def test_a_dataset_entry_selects_the_protocols_and_brainscores_ceiling():
     bad["datasets"][0]["ceiling"] = {"method": "brainscore"}
     with pytest.raises(ConfigError, match="ceiling"):
         load_and_check(bad, adapters)
+
+
+def _stored(y, story, subject):
+    """A pooled prepared dataset of ``y`` (its responses stored float32, as every prepared dataset's are)."""
+    n, k = y.shape
+    stimuli = pd.DataFrame({"stimulus_id": [f"s{i:04d}" for i in range(n)], "text": [f"w{i}" for i in range(n)],
+                            "group": list(story), "position": [0] * n, "story": list(story)})
+    meta = {"name": "planted", "kind": "sentence", "description": "", "source": "", "licence": "", "provenance": "",
+            "context": "group", "group_averaged": False, "split_coord": "story", "split_folds": 5}
+    return PreparedDataset(stimuli, y[None].astype(np.float32), ["pooled"], [f"n{j:04d}" for j in range(k)], meta=meta,
+                           neuroid_subjects=list(subject))
+
+
+def test_ceiling_reads_the_stored_float32_responses():
+    """The ceiling of a prepared dataset is Brain-Score's procedure on the responses as stored (float32), not on the
+    assembly's float64 values: the extrapolation is discontinuous in its inputs (a bootstrap's curve fit that exhausts
+    scipy's evaluations makes its neuroid NaN, left out of the median), so parity holds for the same values only."""
+    from brainalign.encoding.ceilings import compute_ceiling
+
+    x, y, story, subject = problem(seed=4, n=60, k=6, subjects=3, n_groups=10, noise=4.0)
+    result = compute_ceiling(_stored(y, story, subject), {"method": "brainscore-extrapolation",
+                                                          "metric": "brainscore-ridge", "n_bootstrap": 100})
+    folds = group_kfold(BrainscoreSplit("t", "story", story, 5), "t")
+    stored = brainscore_extrapolation_ceiling(y.astype(np.float32).astype(np.float64), subject, "brainscore-ridge", folds)
+    assert result["ceiling"] == stored["ceiling"]
+    np.testing.assert_array_equal(result["per_neuroid"], stored["per_neuroid"])
+    assert np.isnan(result["per_neuroid"]).sum() == 1  # this problem has one neuroid whose bootstrap fit fails
+
+
+def test_a_failed_bootstrap_fit_makes_its_neuroid_nan_and_the_median_skips_it(monkeypatch):
+    """Brain-Score: a fit that raises (scipy's RuntimeError when max_nfev is exceeded) gives that bootstrap NaN
+    parameters; the neuroid's ceiling is numpy's median over bootstraps (NaN with one NaN), and the ceiling the
+    median over the other neuroids (xarray's median skips NaN)."""
+    import scipy.optimize
+
+    from brainalign.encoding import brainscore_ceiling as module
+
+    x, y, story, subject = problem(seed=0, n=60, k=6, subjects=3, n_groups=10, noise=1.0)
+    folds = group_kfold(BrainscoreSplit("t", "story", story, 5), "t")
+    choices = neuroid_choices(holdout_scores(y, subject, "brainscore-ridge", folds), 6)
+    clean = [module.extrapolate_neuroid(c, n_bootstraps=20) for c in choices]
+    assert np.isfinite(clean).all()
+    real_fit, calls = scipy.optimize.curve_fit, []
+
+    def failing_fit(*args, **kwargs):  # the 7th fit (of the first neuroid's 20 bootstraps) fails
+        calls.append(1)
+        if len(calls) == 7:
+            raise RuntimeError("Optimal parameters not found: The maximum number of function evaluations is exceeded.")
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(scipy.optimize, "curve_fit", failing_fit)
+    calls.clear()
+    assert np.isnan(module.extrapolate_neuroid(choices[0], n_bootstraps=20))
+    calls.clear()
+    result = brainscore_extrapolation_ceiling(y, subject, "brainscore-ridge", folds, n_bootstraps=20)
+    per_neuroid = np.array(result["per_neuroid"])
+    assert np.isnan(per_neuroid[0]) and np.allclose(per_neuroid[1:], clean[1:], rtol=0, atol=1e-12)
+    assert result["ceiling"] == float(np.median(clean[1:]))  # 5 neuroids left: their middle one, not the 6's mean of two
+    assert result["ceiling"] != float(np.median(clean))
+
+
+@pytest.fixture(scope="module")
+def bsl_stored_ceiling(tmp_path_factory):
+    """Brain-Score's ExtrapolationCeiling (ridge_pearsonr, grouped K-fold) on responses rounded to float32 as a
+    prepared dataset stores them, on a problem where one neuroid's bootstrap fit fails."""
+    if not BSL_PYTHON.exists():
+        pytest.skip("Brain-Score Language's environment /tmp/bsl is absent: parity with its own code not checked")
+    folder = tmp_path_factory.mktemp("bsl_stored")
+    x, y, story, subject = problem(seed=4, n=60, k=6, subjects=3, n_groups=10, noise=4.0)
+    stored = y.astype(np.float32).astype(np.float64)
+    np.savez(folder / "problem.npz", x=x, y=stored, story=story, subject=subject, splits=5, ceiling=1)
+    subprocess.run([str(BSL_PYTHON), str(SCRIPT), str(folder / "problem.npz"), str(folder / "out.json")], check=True,
+                   capture_output=True, timeout=600)
+    return (y, story, subject), json.loads((folder / "out.json").read_text())
+
+
+def test_dataset_ceiling_equals_brainscores_per_neuroid_on_the_stored_responses(bsl_stored_ceiling):
+    from brainalign.encoding.ceilings import compute_ceiling
+
+    (y, story, subject), theirs = bsl_stored_ceiling
+    result = compute_ceiling(_stored(y, story, subject), {"method": "brainscore-extrapolation",
+                                                          "metric": "brainscore-ridge", "n_bootstrap": 100})
+    theirs_per_neuroid = np.array([theirs["ceiling_per_neuroid"][f"n{j:04d}"] for j in range(y.shape[1])])
+    ours_per_neuroid = np.array(result["per_neuroid"])
+    assert np.isnan(theirs_per_neuroid).sum() == 1  # the discontinuity is exercised
+    np.testing.assert_array_equal(np.isnan(ours_per_neuroid), np.isnan(theirs_per_neuroid))
+    finite = np.isfinite(theirs_per_neuroid)
+    assert np.abs(ours_per_neuroid[finite] - theirs_per_neuroid[finite]).max() <= 1e-6
+    assert abs(result["ceiling"] - theirs["ceiling"]) <= 1e-6, (result["ceiling"], theirs["ceiling"])

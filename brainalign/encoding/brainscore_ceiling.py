@@ -16,6 +16,13 @@ its scores are only comparable after the same normalisation. The procedure:
   3. the ceiling is the median over neuroids (NaN skipped, as xarray's).
 A score is then divided by the ceiling and clipped to [0, 1] (``ceiling_normalize``); this module gives the
 ceiling, the study tables divide.
+
+The procedure is discontinuous in its inputs: a bootstrap whose two or three means fit the curve badly can exhaust
+scipy's evaluations (``max_nfev``) or not after a change of 1e-8 in the r, and that one failed fit turns its
+neuroid's ceiling to NaN and removes it from the median over neuroids. A prepared dataset stores its responses as
+float32 (Brain-Score's assemblies are float64), so :func:`dataset_brainscore_ceiling` equals Brain-Score's ceiling
+on the same float32 values, and may differ from Brain-Score's on the float64 assembly by more than rounding (a
+neuroid more or less in the median).
 """
 
 from __future__ import annotations

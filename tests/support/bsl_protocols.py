@@ -9,7 +9,8 @@ Runs in Brain-Score Language's environment, not brainalign's (it pins numpy < 2)
 (1: also Brain-Score's ExtrapolationCeiling of ``y`` with ``ridge_pearsonr`` on the grouped K-fold; needs >= 3
 subjects). Both sides become NeuroidAssemblies (presentation x neuroid, coords stimulus_id, story, neuroid_id,
 subject), in the order given, as Brain-Score's benchmarks build them, and each metric is called with the
-benchmark's cross-validation arguments. Writes {name: score}, ``ceiling`` the extrapolated ceiling.
+benchmark's cross-validation arguments. Writes {name: score}, ``ceiling`` the extrapolated ceiling and
+``ceiling_per_neuroid`` its per-neuroid ceilings ({neuroid_id: value}, NaN where a bootstrap fit failed).
 
     /tmp/bsl/bin/python tests/support/bsl_protocols.py --assembly spec.json out.json
 
@@ -62,6 +63,9 @@ def main(problem: str, out: str) -> None:
 
         ceiling = ExtrapolationCeiling(subject_column="subject")(assembly=target, metric=results["brainscore-ridge"])
         scores["ceiling"] = float(ceiling.item())
+        neuroids = ceiling.attrs["raw"]  # per-neuroid extrapolated ceilings (NaN where a bootstrap fit failed)
+        scores["ceiling_per_neuroid"] = {str(name): float(value) for name, value in
+                                         zip(neuroids["neuroid_id"].values, np.asarray(neuroids.values).ravel())}
     with open(out, "w") as handle:
         json.dump(scores, handle)
 
