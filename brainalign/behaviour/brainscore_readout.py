@@ -70,7 +70,7 @@ def part_surprisals(model, tokenizer, texts: Sequence[Sequence[str]], device: st
     order = sorted(range(len(streams)), key=lambda k: sum(map(len, streams[k])))
     batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    from brainalign.progress import progress_bar  # the syntaxgym adapter imports this module (data env: no tqdm)
+    from brainalign.progress import progress_bar  # lazy: the syntaxgym adapter imports this module in the data env
     for batch in progress_bar(batches, desc="region surprisal", unit="batch", disable=not progress):
         flat = [[t for part in streams[k] for t in part] for k in batch]
         width = max(map(len, flat))
@@ -126,7 +126,7 @@ def next_word_predictions(model, tokenizer, parts: Sequence[str], device: str = 
     max_length = getattr(tokenizer, "model_max_length", None)
     predictions, previous, past, last = [], 0, None, None
     with torch.inference_mode():
-        from brainalign.progress import progress_bar  # the syntaxgym adapter imports this module (data env: no tqdm)
+        from brainalign.progress import progress_bar  # lazy: the syntaxgym adapter imports this module in the data env
         for i in progress_bar(range(len(parts)), desc="next word", unit="part", disable=not progress):
             ids = list(tokenizer(prepare_context(parts[: i + 1]))["input_ids"])
             new, previous = ids[previous:], len(ids)
