@@ -31,8 +31,9 @@ run: install
 report: install
 	$(BIN)/snakemake --report results/report.html
 
+# two workers, one BLAS thread each: the machines have two cores (tests/conftest.py orders the files)
 test: install
-	$(BIN)/python -m pytest -q -ra
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -q -ra -n 2 --dist loadfile --no-loadscope-reorder
 
 dryrun: install
 	$(BIN)/snakemake -n --quiet rules

@@ -13,6 +13,16 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 RESOURCES_DATA = REPO_ROOT / "resources" / "data"
 
+# ``make test`` runs the suite on two pytest-xdist workers, a file at a time (--dist loadfile, so a file's module
+# fixtures are built once) in the order collected (--no-loadscope-reorder): the files that take minutes first, so the
+# other worker works through the short ones meanwhile.
+LONGEST_FIRST = ("test_paper_miniature.py", "test_slurm.py", "test_workflow.py", "test_faults.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: file order otherwise kept
+
 
 @pytest.fixture(scope="session")
 def repo_root() -> Path:

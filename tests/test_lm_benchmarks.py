@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from brainalign.behaviour.accuracy_intervals import wilson_interval
 from brainalign.behaviour.brainscore_readout import fed_tokens, next_word_predictions, part_surprisals, prepare_context
 from brainalign.behaviour.lm_benchmarks import lm_score_file, readout_file, suite_accuracy, syntaxgym_rows
 from brainalign.behaviour.prediction_formula import evaluate_formula, parse_formula
@@ -261,6 +262,11 @@ def test_readout_file_and_scores_end_to_end(tmp_path, tiny_gpt2_dir):
     scores = pd.read_csv(tmp_path / "scores.csv").set_index("metric")
     suites = scores.drop("accuracy")
     assert scores.loc["accuracy", "raw_r"] == pytest.approx(suites["raw_r"].mean())
+    for suite in suites.itertuples():  # each suite's interval draws its items (Wilson)
+        expected = wilson_interval(round(suite.raw_r * suite.n), int(suite.n))
+        np.testing.assert_allclose((suite.ci_low, suite.ci_high), expected, atol=1e-12)
+    mean = scores.loc["accuracy"]
+    assert mean["ci_low"] <= mean["raw_r"] <= mean["ci_high"] and mean["ci_high"] - mean["ci_low"] > 0
     assert (scores["ceiling"] == 1).all() and (scores["protocol"] == "brainscore-2023").all()
     readout_file({**GPT2_SPEC, "kind": "encoder"}, tiny_gpt2_dir, sg, tmp_path / "enc.tsv", progress=False)
     assert json.loads((tmp_path / "enc.json").read_text())["applicable"] is False

@@ -13,7 +13,9 @@
 
 Tidy rows: ``kind`` behaviour, ``protocol`` brainscore-2023 (Brain-Score's choices), ``metric`` ``accuracy`` (the
 suite mean for SyntaxGym, the accuracy for Wikitext) and ``accuracy_<suite>`` per suite; ``ceiling`` 1 for SyntaxGym
-(Brain-Score's), none for Wikitext; ``n`` the items (suites for the mean, contexts for Wikitext).
+(Brain-Score's), none for Wikitext; ``n`` the items (suites for the mean, contexts for Wikitext); ``ci_low`` and
+``ci_high`` a 95% interval over items (a suite: Wilson; the mean: items drawn within each fixed suite) or over
+articles (Wikitext): :mod:`brainalign.behaviour.accuracy_intervals`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from brainalign.behaviour.accuracy_intervals import clustered_accuracy_interval, suite_mean_interval, wilson_interval
 from brainalign.behaviour.prediction_formula import evaluate_formula, parse_formula
 from brainalign.datasets.base import load_prepared
 from brainalign.errors import BrainalignError
@@ -100,7 +103,7 @@ def syntaxgym_rows(readout: pd.DataFrame, dataset, model: str, name: str) -> lis
     stimuli = dataset.stimuli.set_index("stimulus_id")
     values = readout.assign(surprisal_bits=readout["surprisal_bits"].astype(float).fillna(0.0))
     by_stimulus = {sid: part.sort_values("region")["surprisal_bits"].tolist() for sid, part in values.groupby("stimulus_id", sort=False)}
-    rows, scores = [], []
+    rows, scores, counts = [], [], []
     for key, suite in dataset.meta["suites"].items():
         items: dict[int, dict] = {}
         for sid, stim in stimuli[stimuli["suite"] == key].iterrows():
@@ -111,9 +114,28 @@ def syntaxgym_rows(readout: pd.DataFrame, dataset, model: str, name: str) -> lis
                 totals[(stim["condition"], position)] = value
         accuracy, correct = suite_accuracy(suite, [items[i] for i in sorted(items)], where=f"{name}: suite {key}")
         scores.append(accuracy)
-        rows.append(tidy_row(model, name, "behaviour", f"accuracy_{key}", PROTOCOL, accuracy, ceiling=1.0, n=len(correct)))
-    rows.append(tidy_row(model, name, "behaviour", "accuracy", PROTOCOL, float(np.mean(scores)), ceiling=1.0, n=len(scores)))
+        counts.append((int(correct.sum()), len(correct)))
+        rows.append(tidy_row(model, name, "behaviour", f"accuracy_{key}", PROTOCOL, accuracy, ceiling=1.0,
+                             ci=wilson_interval(*counts[-1]), n=len(correct)))
+    interval = suite_mean_interval([c for c, _ in counts], [n for _, n in counts])
+    rows.append(tidy_row(model, name, "behaviour", "accuracy", PROTOCOL, float(np.mean(scores)), ceiling=1.0,
+                         ci=interval, n=len(scores)))
     return rows
+
+
+def wikitext_row(readout: pd.DataFrame, dataset, model: str, name: str) -> dict:
+    """The next-word accuracy row, its interval clustered by article (the stimuli's ``article`` column; by line in
+    datasets prepared without it)."""
+    hits = readout["prediction"].fillna("").to_numpy() == readout["target"].fillna("").to_numpy()
+    if not len(hits):
+        return tidy_row(model, name, "behaviour", "accuracy", PROTOCOL, np.nan, n=0)
+    stimuli = dataset.stimuli.set_index("stimulus_id")
+    unit = "article" if "article" in stimuli.columns else None
+    clusters = readout["stimulus_id"].map(stimuli[unit]) if unit else readout["stimulus_id"]
+    if clusters.isna().any():
+        raise BrainalignError(f"{name}: the read-out names stimuli the dataset lacks; rerun the model's read-out")
+    return tidy_row(model, name, "behaviour", "accuracy", PROTOCOL, float(hits.mean()),
+                    ci=clustered_accuracy_interval(hits, clusters.to_numpy()), n=len(hits))
 
 
 def lm_score_file(readout_path, dataset_dir, out_path, *, model: str, dataset: str) -> None:
@@ -131,8 +153,7 @@ def lm_score_file(readout_path, dataset_dir, out_path, *, model: str, dataset: s
         if task == "reading_times":
             rows = syntaxgym_rows(readout, ds, model, dataset)
         else:
-            hits = readout["prediction"].fillna("").to_numpy() == readout["target"].fillna("").to_numpy()
-            rows = [tidy_row(model, dataset, "behaviour", "accuracy", PROTOCOL, float(hits.mean()) if len(hits) else np.nan, n=len(hits))]
+            rows = [wikitext_row(readout, ds, model, dataset)]
     else:
         log.info("%s on %s: %s", model, dataset, summary.get("reason"))
     write_table(tidy_frame(rows), out_path)

@@ -33,6 +33,7 @@ N_TEST_ROWS = 4358
 URL = "https://huggingface.co/datasets/ggml-org/ci/resolve/927b3642933080f1b0e811e2f916e14c292992f9/" + ZIP
 REMOTE_FILES = [(ZIP, URL, "sha256:ef7edb566e3e2b2d31b29c1fdb0c89a4cc683597484c3dc2517919c615435a11", 4721645)]
 _PAGE_HEADER = re.compile(r"^=[^=]*(=\n)$")
+_ARTICLE_TITLE = re.compile(r"^= [^=](.*[^=])? =$")
 
 
 def read_test_rows(zip_path: Path, member: str = MEMBER) -> list[str]:
@@ -66,6 +67,17 @@ def build_contexts(rows: list[str]) -> tuple[list[str], list[str], list[int]]:
     return contexts, targets, owners
 
 
+def article_numbers(rows: list[str]) -> list[int]:
+    """Each row's article, counted from 1: WikiText-2 opens an article with its title line (`` = Title = ``; sections
+    are `` = = Section = = ``); rows before the first title are article 0. The articles are the units the accuracy's
+    interval draws (:func:`brainalign.behaviour.accuracy_intervals.clustered_accuracy_interval`)."""
+    numbers, current = [], 0
+    for row in rows:
+        current += bool(_ARTICLE_TITLE.match(row.strip()))
+        numbers.append(current)
+    return numbers
+
+
 def prepare(raw_dir: Path, out_dir: Path, options: dict) -> None:
     rows = read_test_rows(Path(raw_dir) / ZIP, (options or {}).get("member", MEMBER))
     expected = (options or {}).get("n_rows", N_TEST_ROWS)
@@ -73,8 +85,10 @@ def prepare(raw_dir: Path, out_dir: Path, options: dict) -> None:
         raise BrainalignError(f"{Path(raw_dir) / ZIP}: {len(rows)} rows in the test split; expected {expected}")
     _, _, owners = build_contexts(rows)
     kept = sorted(set(owners))
+    articles = article_numbers(rows)
     stimuli = pd.DataFrame({"stimulus_id": [f"row{n}" for n in kept], "text": [rows[n].strip() for n in kept],
-                            "group": [str(n) for n in kept], "position": 0, "row": kept})
+                            "group": [str(n) for n in kept], "position": 0, "row": kept,
+                            "article": [articles[n] for n in kept]})
     meta = {"name": NAME, "kind": KIND, "task": TASK, "context": "group", "group_averaged": False,
             "description": "WikiText-2 raw test split, Brain-Score Language's Wikitext-accuracy next-word benchmark",
             "source": URL, "licence": "CC BY-SA 3.0", "n_rows": len(rows),

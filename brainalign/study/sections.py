@@ -5,7 +5,12 @@
 * ``timeseries_gain_table``: per time-series dataset x model, the baseline, the joint model and the gain over the
   baseline, each trained model followed by its untrained control;
 * ``selection_bias_table``: per model x brain dataset, the headline's best layer beside its nested layer choice,
-  and how far the best exceeds the nested (the layer-selection bias).
+  and how far the best exceeds the nested (the layer-selection bias);
+* ``language_benchmark_table``: per model x Brain-Score Language benchmark (SyntaxGym, Wikitext), the accuracy with
+  its CI and what it counts; ``syntaxgym_suite_table``: per SyntaxGym suite, each model's accuracy with its CI.
+
+The language benchmarks' rows are behaviour rows too (``brainalign.behaviour.lm_benchmarks``), told apart by their
+metric (``accuracy`` and ``accuracy_<suite>``): the reading table leaves them out, since they have no reading times.
 """
 
 from __future__ import annotations
@@ -18,6 +23,22 @@ from brainalign.study.headline import Headline
 from brainalign.study.tables import GAIN_METRICS, GAIN_PROTOCOL
 
 READING_PROTOCOL = "reading-regression"
+ACCURACY = "accuracy"  # a language benchmark's score; ``accuracy_<suite>`` per SyntaxGym suite
+SUITE_PREFIX = ACCURACY + "_"
+
+
+def language_rows(tidy: pd.DataFrame) -> pd.Series:
+    """Which rows are a language benchmark's (behaviour rows scored as accuracy, not against reading times)."""
+    metric = tidy["metric"].astype(str)
+    return (tidy["kind"] == "behaviour") & ((metric == ACCURACY) | metric.str.startswith(SUITE_PREFIX))
+
+
+def _counted(n, word: str) -> str:
+    """``1,234 contexts``: a count with what it counts; empty without a count."""
+    if pd.isna(n):
+        return ""
+    n = int(n)
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def with_ci(value, low, high, digits: int = 3) -> str:
@@ -34,7 +55,7 @@ def reading_behaviour_table(tidy: pd.DataFrame, untrained=()) -> tuple[pd.DataFr
     marked; and one warning per model x dataset whose lag check fired (``regression_intervals.lag_check_fires``: the
     next word's surprisal predicts reading times better than the previous word's, so the reading times look shifted
     against the words)."""
-    behaviour = tidy[tidy["kind"] == "behaviour"]
+    behaviour = tidy[(tidy["kind"] == "behaviour") & ~language_rows(tidy)]
     if behaviour.empty:
         return pd.DataFrame(), []
     rows, warnings = [], []
@@ -63,6 +84,49 @@ def reading_behaviour_table(tidy: pd.DataFrame, untrained=()) -> tuple[pd.DataFr
                      "perplexity/word": shown("perplexity_per_word", "default", 1),
                      "lag check": "" if check is None else ("WARNING: fires" if fired else "ok")})
     return pd.DataFrame(rows), warnings
+
+
+def language_benchmark_table(tidy: pd.DataFrame, untrained=()) -> pd.DataFrame:
+    """Per model x language benchmark with an ``accuracy`` row: the accuracy with its 95% CI and what it averages
+    (SyntaxGym, whose dataset has per-suite rows: the suites, since its accuracy is their mean; Wikitext: the
+    contexts whose next word was predicted), untrained controls marked. Empty without such rows."""
+    language = tidy[language_rows(tidy)]
+    main = language[language["metric"] == ACCURACY]
+    if main.empty:
+        return pd.DataFrame()
+    suited = language["metric"].astype(str).str.startswith(SUITE_PREFIX)
+    with_suites = set(language.loc[suited, "dataset"])
+    untrained = set(untrained)
+    rows = []
+    for r in main.sort_values(["model", "dataset"], kind="mergesort").itertuples(index=False):
+        rows.append({"model": r.model + (" (untrained)" if r.model in untrained else ""), "dataset": r.dataset,
+                     "accuracy [95% CI]": with_ci(r.raw_r, r.ci_low, r.ci_high),
+                     "n": _counted(r.n, "suite" if r.dataset in with_suites else "context")})
+    return pd.DataFrame(rows)
+
+
+def syntaxgym_suite_table(tidy: pd.DataFrame, untrained=()) -> pd.DataFrame:
+    """Per SyntaxGym dataset x suite (its ``accuracy_<suite>`` rows): the suite's items and each model's accuracy
+    with its 95% CI, one column per model (untrained controls marked, after the trained ones), so the suites a model
+    fails sit beside the others' scores. Empty without suite rows."""
+    language = tidy[language_rows(tidy)]
+    suites = language[language["metric"].astype(str).str.startswith(SUITE_PREFIX)]
+    if suites.empty:
+        return pd.DataFrame()
+    untrained = set(untrained)
+    models = sorted(set(suites["model"]), key=lambda m: (m in untrained, m))
+    names = {m: m + (" (untrained)" if m in untrained else "") for m in models}
+    rows = []
+    for (dataset, metric), part in suites.groupby(["dataset", "metric"], sort=True):
+        cell = {r.model: r for r in part.itertuples(index=False)}
+        items = sorted({int(n) for n in part["n"] if pd.notna(n)})  # one count unless the models saw different items
+        row = {"dataset": dataset, "suite": metric.removeprefix(SUITE_PREFIX),
+               "items": " / ".join(f"{n:,}" for n in items)}
+        for model in models:
+            r = cell.get(model)
+            row[names[model]] = "" if r is None else with_ci(r.raw_r, r.ci_low, r.ci_high)
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def timeseries_gain_table(tidy: pd.DataFrame, models: pd.DataFrame | None = None, selection: str | None = None) -> pd.DataFrame:

@@ -2,7 +2,8 @@
 minutes without the workflow.
 
 What a reader needs first: the comparison's result (``findings``), the headline figure, the pair effects, the
-time-series, reading and layer-selection (best vs nested) tables (``sections``), what to distrust (``caveats``:
+time-series, reading, language-model benchmark and layer-selection (best vs nested) tables (``sections``; the
+language benchmarks only where the run scored them), what to distrust (``caveats``:
 what the run itself detected); then the other figures (in the figure registry's order, with its captions), the
 models and, collapsed, the full tidy table (sortable and filterable). It names the config file(s), the commit and
 the software versions it came from.
@@ -25,7 +26,13 @@ from brainalign.study.comparisons import untrained_models
 from brainalign.study.figures import ROLE_COLOURS, ROLE_LABELS, figure_captions, page_order
 from brainalign.study.findings import effect_table, findings
 from brainalign.study.headline import headline_selection, selection_words
-from brainalign.study.sections import reading_behaviour_table, selection_bias_table, timeseries_gain_table
+from brainalign.study.sections import (
+    language_benchmark_table,
+    reading_behaviour_table,
+    selection_bias_table,
+    syntaxgym_suite_table,
+    timeseries_gain_table,
+)
 
 STYLE = """
 body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;max-width:1000px;margin:1.5em auto;padding:0 1em;
@@ -161,6 +168,31 @@ def _reading_section(tidy: pd.DataFrame, untrained) -> list[str]:
     return parts + [table_html(table)]
 
 
+def _language_section(tidy: pd.DataFrame, untrained) -> list[str]:
+    """Brain-Score Language's benchmarks in their own section (opened here, closed by the next one), so a run
+    without them gets nothing, not even an empty section."""
+    table = language_benchmark_table(tidy, untrained)
+    if table.empty:
+        return []
+    parts = ["</section><section id='language'>",
+             "<h2>Language-model benchmarks (Brain-Score Language)</h2>",
+             "<p>These score the language model itself, with no brain or reading data: SyntaxGym counts the fraction "
+             "of a suite's items whose every prediction about region surprisals holds (e.g. the ungrammatical "
+             "continuation more surprising than the grammatical one), averaged over the suites as Brain-Score's "
+             "SyntaxGym2020; Wikitext counts the fraction of next words predicted exactly. The model is read as "
+             "Brain-Score reads a causal language model, so encoder and encoder-decoder models have no rows. The 95% "
+             "CIs draw items (a suite's; for the SyntaxGym mean, the items within each of its fixed suites) or, for "
+             "Wikitext, articles, since the next words of one article are not independent draws; n says what the "
+             "accuracy averages.</p>", table_html(table)]
+    suites = syntaxgym_suite_table(tidy, untrained)
+    if not suites.empty:
+        # an id of its own: the tidy table's is the page's one bare <details>
+        parts += [f"<details id='syntaxgym-suites'><summary>SyntaxGym per suite ({len(suites)} suites): click to open"
+                  "</summary>",
+                  table_html(suites), "</details>"]
+    return parts
+
+
 def _figure_captions(figures_dir: Path) -> dict[str, str]:
     """The registry's captions; ``captions.json`` of the figures step for figures the registry does not have."""
     path = figures_dir / "captions.json"
@@ -217,6 +249,7 @@ def write_summary_html(tidy_csv, headline_csv, models_csv, effect_csv, correlati
         *_timeseries_section(tidy, models, selection),
         "</section><section id='reading'>",
         *_reading_section(tidy, untrained),
+        *_language_section(tidy, untrained),
         "</section><section id='layer-selection'>",
         *_selection_section(tidy, headline),
         "</section><section id='caveats'><h2>Caveats this run detected</h2>",
