@@ -154,11 +154,21 @@ def load_prepared(dataset_dir: str | os.PathLike) -> PreparedDataset:
         if not (d / name).is_file():
             raise BrainalignError(f"{d / name}: missing; expected a prepared dataset: rebuild it with "
                                   f"`{rebuild_command(d, 'prepare_dataset')}`")
-    stimuli = pd.read_csv(
-        d / STIMULI_FILE, sep="\t", dtype={"stimulus_id": str, "group": str, "text": str},
-        keep_default_na=False, na_values=[""],
-    )
-    meta = json.loads((d / META_FILE).read_text())
+    rebuild = f"rebuild it with `{rebuild_command(d, 'prepare_dataset')}`"
+    try:
+        stimuli = pd.read_csv(
+            d / STIMULI_FILE, sep="\t", dtype={"stimulus_id": str, "group": str, "text": str},
+            keep_default_na=False, na_values=[""],
+        )
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise BrainalignError(f"{d / STIMULI_FILE}: not a readable stimuli table ({reason}); {rebuild}") from None
+    try:
+        meta = json.loads((d / META_FILE).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BrainalignError(f"{d / META_FILE}: not valid JSON ({error}); {rebuild}") from None
+    if not isinstance(meta, dict):
+        raise BrainalignError(f"{d / META_FILE}: expected a JSON object, got {type(meta).__name__}; {rebuild}")
     with open_hdf5(d / DATA_FILE, "prepare_dataset", target=d) as h5:  # the rule's output is the folder
         responses = h5["responses"][()].astype(np.float32, copy=False)
         subjects = _read_str(h5["subjects"])
@@ -169,5 +179,8 @@ def load_prepared(dataset_dir: str | os.PathLike) -> PreparedDataset:
         neuroid_subjects = _read_str(h5["neuroid_subjects"]) if "neuroid_subjects" in h5 else None
     ds = PreparedDataset(stimuli, responses, subjects, neuroids, sample_times, sample_groups, nuisance, meta,
                          neuroid_subjects)
-    check_prepared(ds, where=str(d))
+    try:
+        check_prepared(ds, where=str(d))
+    except BrainalignError as error:  # written by prepare_dataset, so damaged since: say how to rebuild it
+        raise BrainalignError(f"{error}; {rebuild}") from None
     return ds
