@@ -139,8 +139,21 @@ def check_semantics(config: dict, known_adapters: dict | None = None, base_dir: 
                 f"config.datasets[{i}].adapter: unknown adapter {dataset['adapter']!r} "
                 f"(known: {', '.join(sorted(known_adapters))})"
             )
+        if known_adapters is not None:
+            _check_dataset_options(i, dataset, known_adapters)
     if base_dir is not None:
         check_local_dirs(config, base_dir)
+
+
+def _check_dataset_options(index: int, dataset: dict, known_adapters: dict) -> None:
+    """A dataset's ``options`` against its adapter's (:mod:`brainalign.datasets.options`). A plugin adapter's module
+    is read for its ``OPTIONS``; a built-in one is not imported (the schema file lists its options)."""
+    from brainalign.datasets.options import option_problem
+
+    module = dict.get(known_adapters, dataset["adapter"])  # the registered module, or None for a built-in not yet imported
+    problem = option_problem(dataset.get("options"), dataset["adapter"], module)
+    if problem:
+        raise ConfigError(f"config.datasets[{index}].options{problem}")
 
 
 def check_local_dirs(config: dict, base_dir: str | Path | None = None) -> None:

@@ -28,6 +28,11 @@ def schema_default(*path: str):
     return copy.deepcopy(node["default"])
 
 
+def schema_definition(name: str) -> dict:
+    """A copy of the schema's ``$defs`` entry ``name`` (the dataset options' definitions, ...)."""
+    return copy.deepcopy(_schema_file()["$defs"][name])
+
+
 def model_entry(spec: dict) -> dict:
     """A model entry with every schema default of the model entry filled in (``dtype``, ``trained``, ...), as the
     config check leaves it; for code that may get an entry from elsewhere (tests, the models table of a bare

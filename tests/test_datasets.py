@@ -132,7 +132,7 @@ def test_pereira2018_assembly(tmp_path):
     assert ds.stimuli["group"].tolist()[:4] == ["243sentences.passage1"] * 3 + ["243sentences.passage2"]
     np.testing.assert_allclose(ds.responses[0, 0], values[2, :3], rtol=1e-6)
     assert ds.meta["exclusions"][0]["subject"] == "426" and ds.meta["published_ceiling"] == pytest.approx(0.35378928)
-    with pytest.raises(BrainalignError, match="expected 243 or 384"):
+    with pytest.raises(BrainalignError, match="options: .experiment. is a required property"):
         prepare_dataset({**spec, "options": {}}, tmp_path, tmp_path / "out2")
 
 

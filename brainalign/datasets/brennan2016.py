@@ -67,7 +67,7 @@ def _load_matrix(path: Path, rows: int, cols: int | None) -> np.ndarray:
 def prepare(raw_dir: Path, out_dir: Path, options: dict) -> None:
     raw_dir = Path(raw_dir)
     data_dir = raw_dir / "alice_data_shared"
-    roi_dir = data_dir / str(options.get("roi_radius", "10mm"))
+    roi_dir = data_dir / options["roi_radius"]
     files = sorted(roi_dir.glob("s*-timecourses.txt"))
     if not files:
         raise BrainalignError(f"{roi_dir}: no s##-timecourses.txt files; expected the Alice ROI time courses")

@@ -29,6 +29,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from brainalign.datasets.checksums import parse_checksum
+from brainalign.datasets.options import common_option_default, dataset_options
 from brainalign.errors import BrainalignError
 from brainalign.io import atomic_path, file_hash, write_json
 
@@ -38,16 +40,6 @@ MANIFEST = "CHECKSUMS"
 FETCH_RECORD = "fetch.json"
 CHUNK = 1 << 20
 NO_RETRY_HTTP = {400, 401, 403, 404, 405, 410, 451}
-
-
-def parse_checksum(checksum: str, where: str) -> tuple[str, str]:
-    """``"sha1:<hex>"`` -> ``("sha1", "<hex>")``; anything else is a BrainalignError naming ``where``."""
-    algorithm, _, value = str(checksum).partition(":")
-    algorithm = algorithm.lower()
-    lengths = {"sha1": 40, "sha256": 64, "md5": 32}
-    if algorithm not in lengths or len(value) != lengths[algorithm] or any(c not in "0123456789abcdef" for c in value.lower()):
-        raise BrainalignError(f"{where}: checksum {checksum!r} is not 'sha1:<40 hex>' or 'sha256:<64 hex>'")
-    return algorithm, value.lower()
 
 
 def verify_file(path: Path, checksum: str | None, size: int | None = None, where: str | None = None) -> str:
@@ -140,13 +132,17 @@ def copy_local(spec: dict, adapter, dest: Path, base_dir: str | os.PathLike | No
 
 
 def download(url: str, dest: Path, checksum: str | None = None, size: int | None = None,
-             retries: int = 4, backoff: float = 1.0, timeout: float = 60.0) -> str:
+             retries: int | None = None, backoff: float | None = None, timeout: float | None = None) -> str:
     """Download ``url`` to ``dest`` via ``dest.part`` (resumed with Range), verify, then rename; return sha256.
 
     Transient failures (dropped connection, timeout, 5xx) are retried ``retries`` times with backoff
-    ``backoff * 2**attempt`` seconds; client errors (404, 403, ...) fail at once. A file failing its size or
-    checksum check is deleted, so a bad download is never used or resumed.
+    ``backoff * 2**attempt`` seconds (None: the schema's ``fetch_retries``, ``fetch_backoff_s``,
+    ``fetch_timeout_s``); client errors (404, 403, ...) fail at once. A file failing its size or checksum check is
+    deleted, so a bad download is never used or resumed.
     """
+    retries = common_option_default("fetch_retries") if retries is None else retries
+    backoff = common_option_default("fetch_backoff_s") if backoff is None else backoff
+    timeout = common_option_default("fetch_timeout_s") if timeout is None else timeout
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     last_error = None
@@ -213,7 +209,7 @@ def adapter_remote_files(adapter, options: dict | None) -> list:
 
 def download_all(spec: dict, adapter, dest: Path, cache: Path) -> list[dict]:
     """Download every ``REMOTE_FILES`` entry into ``cache`` (kept for resume), then copy into ``dest``."""
-    options = spec.get("options") or {}
+    options = dataset_options(spec, adapter)
     pinned = _pinned_checksums(spec)
     base_url = spec.get("base_url")
     remote = adapter_remote_files(adapter, options)
@@ -236,8 +232,8 @@ def download_all(spec: dict, adapter, dest: Path, cache: Path) -> list[dict]:
                 log.warning("%s; downloading again", error)
                 cached.unlink()
         if not cached.is_file():
-            sha256 = download(url, cached, checksum, size, retries=int(options.get("fetch_retries", 4)),
-                              backoff=float(options.get("fetch_backoff_s", 1.0)), timeout=float(options.get("fetch_timeout_s", 60)))
+            sha256 = download(url, cached, checksum, size, retries=options["fetch_retries"],
+                              backoff=options["fetch_backoff_s"], timeout=options["fetch_timeout_s"])
         if not checksum:
             log.warning("%s: no published checksum; recorded sha256:%s (pin it with options: {checksums: {%s: \"sha256:%s\"}})",
                         name, sha256, name, sha256)

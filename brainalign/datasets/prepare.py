@@ -17,6 +17,7 @@ import numpy as np
 
 from brainalign.datasets.base import PreparedDataset, load_prepared, write_prepared
 from brainalign.datasets.fetch import FETCH_RECORD
+from brainalign.datasets.options import dataset_options
 from brainalign.errors import BrainalignError
 
 log = logging.getLogger("brainalign.datasets")
@@ -103,7 +104,7 @@ def prepare_dataset(spec: dict, raw_dir, out_dir) -> None:
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.", dir=out_dir.parent) as staging:
         staged = Path(staging) / "adapter"
-        options = dict(spec.get("options") or {})
+        options = dataset_options(spec, adapter)
         subset = options.pop("subset", None)
         adapter.prepare(raw_dir, staged, options)
         ds = load_prepared(staged)

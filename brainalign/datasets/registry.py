@@ -2,7 +2,8 @@
 
 Adding a dataset = one adapter module in this package (``NAME``, ``KIND``, ``REMOTE_FILES``,
 ``prepare(raw_dir, out_dir, options)``; a reading dataset with several measures also ``HEADLINE_MEASURE``, the one
-:mod:`brainalign.behaviour.scoring` reports), its name added to ``_ADAPTER_MODULES`` below, plus one config entry.
+:mod:`brainalign.behaviour.scoring` reports), its own options in the schema's ``$defs/adapter_options``, its name
+added to ``_ADAPTER_MODULES`` below, plus one config entry.
 Kept apart from ``brainalign.datasets`` (which re-exports it) so that fetch and prepare can look adapters up
 without importing the package that imports them.
 """

@@ -62,7 +62,7 @@ def read_subject(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, pd.Dat
 
 def prepare(raw_dir: Path, out_dir: Path, options: dict) -> None:
     raw_dir = Path(raw_dir)
-    use_roi = options.get("voxels", "language") != "all"
+    use_roi = options["voxels"] != "all"
     if use_roi:
         if not (raw_dir / ROI_FILE).is_file():
             raise BrainalignError(f"{raw_dir / ROI_FILE}: missing; expected BLS language-ROI indices (or options.voxels: all)")

@@ -21,14 +21,13 @@ import numpy as np
 import pandas as pd
 
 from brainalign.datasets.base import PreparedDataset, write_prepared
+from brainalign.datasets.options import adapter_option_default
 from brainalign.errors import BrainalignError
 
 NAME = "wikitext"
 KIND = "language"
 TASK = "next_word"  # Brain-Score's behavioural task this benchmark reads (brainalign.behaviour.lm_benchmarks)
 ZIP = "wikitext-2-raw-v1.zip"
-MEMBER = "wikitext-2-raw/wiki.test.raw"
-N_TEST_ROWS = 4358
 # the release zip as llama.cpp's get-wikitext-2.sh fetches it, pinned to the ggml-org/ci commit that holds it
 URL = "https://huggingface.co/datasets/ggml-org/ci/resolve/927b3642933080f1b0e811e2f916e14c292992f9/" + ZIP
 REMOTE_FILES = [(ZIP, URL, "sha256:ef7edb566e3e2b2d31b29c1fdb0c89a4cc683597484c3dc2517919c615435a11", 4721645)]
@@ -36,9 +35,10 @@ _PAGE_HEADER = re.compile(r"^=[^=]*(=\n)$")
 _ARTICLE_TITLE = re.compile(r"^= [^=](.*[^=])? =$")
 
 
-def read_test_rows(zip_path: Path, member: str = MEMBER) -> list[str]:
-    """The rows ``datasets`` gives for the test split: every line of ``wiki.test.raw`` read in text mode (universal
-    newlines), ``""`` for a blank one."""
+def read_test_rows(zip_path: Path, member: str | None = None) -> list[str]:
+    """The rows ``datasets`` gives for the test split: every line of ``wiki.test.raw`` (``member``, default the
+    schema's ``options.member``) read in text mode (universal newlines), ``""`` for a blank one."""
+    member = member or adapter_option_default(NAME, "member")
     if not zip_path.is_file():
         raise BrainalignError(f"{zip_path}: missing; expected the WikiText-2 raw release zip")
     try:
@@ -79,8 +79,8 @@ def article_numbers(rows: list[str]) -> list[int]:
 
 
 def prepare(raw_dir: Path, out_dir: Path, options: dict) -> None:
-    rows = read_test_rows(Path(raw_dir) / ZIP, (options or {}).get("member", MEMBER))
-    expected = (options or {}).get("n_rows", N_TEST_ROWS)
+    rows = read_test_rows(Path(raw_dir) / ZIP, options["member"])
+    expected = options["n_rows"]
     if len(rows) != expected:
         raise BrainalignError(f"{Path(raw_dir) / ZIP}: {len(rows)} rows in the test split; expected {expected}")
     _, _, owners = build_contexts(rows)
