@@ -182,8 +182,8 @@ def _language_section(tidy: pd.DataFrame, untrained) -> list[str]:
              "SyntaxGym2020; Wikitext counts the fraction of next words predicted exactly. The model is read as "
              "Brain-Score reads a causal language model, so encoder and encoder-decoder models have no rows. The 95% "
              "CIs draw items (a suite's; for the SyntaxGym mean, the items within each of its fixed suites) or, for "
-             "Wikitext, articles, since the next words of one article are not independent draws; n says what the "
-             "accuracy averages.</p>", table_html(table)]
+             "Wikitext, articles, since the next words of one article are not independent draws (no CI from fewer than "
+             "two articles); n says what the accuracy averages.</p>", table_html(table)]
     suites = syntaxgym_suite_table(tidy, untrained)
     if not suites.empty:
         # an id of its own: the tidy table's is the page's one bare <details>
