@@ -54,6 +54,9 @@ def test_language_benchmarks_run_end_to_end_and_reach_the_summary(tmp_path, tiny
     assert "Language-model benchmarks (Brain-Score Language)" in section
     assert re.search(r"<td>tiny-gpt2</td><td>syntaxgym</td><td>[0-9.]+ \[[0-9.]+, [0-9.]+\]</td><td>3 suites</td>", section)
     assert f"<td>{int(wiki['n'].iloc[0])} contexts</td>" in section and "syntaxgym-suites" in section
+    assert "<thead><tr></tr></thead>" not in page and "<tbody></tbody>" not in page  # no empty tables: a line says why
+    assert "No model pairs in this configuration, so no pair effects." in page
+    assert "are accuracies." in page  # the tidy table's note names the accuracy rows
     reading = page[page.index("<section id='reading'>"):page.index("<section id='language'>")]
     assert "syntaxgym" not in reading and "wikitext" not in reading
 

@@ -28,6 +28,7 @@ from brainalign.study.findings import effect_table, findings
 from brainalign.study.headline import headline_selection, selection_words
 from brainalign.study.sections import (
     language_benchmark_table,
+    language_rows,
     reading_behaviour_table,
     selection_bias_table,
     syntaxgym_suite_table,
@@ -193,6 +194,17 @@ def _language_section(tidy: pd.DataFrame, untrained) -> list[str]:
     return parts
 
 
+def _pair_effects(effect: pd.DataFrame, selection: str) -> list[str]:
+    """The pair-effects table and how to read it; one line where the run has no pairs."""
+    if effect.empty:
+        return ["<p>No model pairs in this configuration, so no pair effects.</p>"]
+    return ["<p>Change from each pair's base to its derived model, averaged over pairs: absolute change in Pearson r "
+            "with a bootstrap 95% CI over pairs, relative change (derived - base) / |base|, and a two-sided sign-flip "
+            "permutation p-value of the relative change."
+            + (f" Brain scores: each model's {html.escape(selection_words(selection))}." if selection_words(selection) else "")
+            + "</p>", table_html(effect_table(effect))]
+
+
 def _figure_captions(figures_dir: Path) -> dict[str, str]:
     """The registry's captions; ``captions.json`` of the figures step for figures the registry does not have."""
     path = figures_dir / "captions.json"
@@ -239,12 +251,7 @@ def write_summary_html(tidy_csv, headline_csv, models_csv, effect_csv, correlati
     parts += [
         "</section><section id='pair-effects'>",
         f"<h2>Pair effects ({html.escape(label)})</h2>",
-        "<p>Change from each pair's base to its derived model, averaged over pairs: absolute change in Pearson r with a "
-        "bootstrap 95% CI over pairs, relative change (derived - base) / |base|, and a two-sided sign-flip permutation "
-        "p-value of the relative change."
-        + (f" Brain scores: each model's {html.escape(selection_words(selection))}." if selection_words(selection) else "")
-        + "</p>",
-        table_html(effect_table(effect)),
+        *_pair_effects(effect, selection),
         "</section><section id='timeseries'>",
         *_timeseries_section(tidy, models, selection),
         "</section><section id='reading'>",
@@ -268,7 +275,8 @@ def write_summary_html(tidy_csv, headline_csv, models_csv, effect_csv, correlati
         table_html(models[[c for c in ["model", "family", "kind", "trained", "instruction_tuned", "vanilla_base_model", "n_params",
                                        "source", "model_id", "quantization", "arithmetic"] if c in models.columns]]),
         "<h2>Correlations with model properties</h2>",
-        table_html(correlations),
+        table_html(correlations) if len(correlations) else
+        "<p>None in this run: each needs several trained models with the property (the models table's columns).</p>",
         "</section><section id='all-scores'><h2>All scores</h2>",
         f"<details><summary>The full tidy table ({len(tidy)} rows): click to open; click a header to sort</summary>",
         "<p>Brain scores are raw Pearson r of cross-validated encoding models (selection: best, the layer with the best "
@@ -276,7 +284,9 @@ def write_summary_html(tidy_csv, headline_csv, models_csv, effect_csv, correlati
         "often; layer, every layer)"
         + (f"; the headline is the {html.escape(selection_words(selection))}" if selection_words(selection) else "")
         + "; 'normalised' divides by the dataset's noise ceiling where "
-        "per-subject data allow one. Behaviour scores are Pearson r between per-word surprisal and reading times.</p>",
+        "per-subject data allow one. Behaviour scores are Pearson r between per-word surprisal and reading times"
+        + ("; the language-model benchmarks' rows (metric accuracy, accuracy_&lt;suite&gt;) are accuracies"
+           if language_rows(tidy).any() else "") + ".</p>",
         f"<input id='filter' type='search' placeholder='filter rows (e.g. a model or dataset)' aria-label='filter rows'> "
         f"<span id='shown'>{len(tidy)}</span> rows shown",
         table_html(tidy.fillna({c: "" for c in tidy.columns if tidy[c].dtype == object}), table_id="tidy"),
