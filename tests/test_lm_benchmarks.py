@@ -277,3 +277,44 @@ def test_readout_file_and_scores_end_to_end(tmp_path, tiny_gpt2_dir):
 def test_prepare_context_matches_brainscore_rules():
     assert prepare_context(["As the criminal", "shot", "", "the woman", ",", "yelled ."]) == "As the criminal shot the woman, yelled."
     assert prepare_context(["  ", "a"]) == "a"
+
+
+def _tokenizers(smollm2_dir):
+    """A byte-level BPE (GPT-2's kind), the real SmolLM2 tokenizer, and a byte-level BPE whose post-processor appends
+    an end token (its cut never checks out, so every step tokenises the whole text)."""
+    from tokenizers import processors
+    from transformers import AutoTokenizer
+
+    from tests.support.tokenizers import byte_level_tokenizer
+
+    appending = byte_level_tokenizer()
+    end = appending.convert_tokens_to_ids("<|endoftext|>")
+    appending._tokenizer.post_processor = processors.TemplateProcessing(single="$A <|endoftext|>", special_tokens=[("<|endoftext|>", end)])
+    return {"byte-level": byte_level_tokenizer(), "smollm2": AutoTokenizer.from_pretrained(smollm2_dir), "appends": appending}
+
+
+@pytest.mark.slow
+def test_growing_context_equals_retokenising_the_whole_text(smollm2_dir, repo_root):
+    """The growing context (strings and ids) equals Brain-Score's prepare_context + whole-text tokenisation after
+    every part: Wikitext's line prefixes, Natural Stories word by word, blank parts and parts that start with
+    punctuation; only the first few parts (and every part of the tokenizer whose cut never checks out) are
+    tokenised whole."""
+    import pandas as pd
+
+    from brainalign.behaviour.brainscore_readout import GrowingContext
+
+    contexts, _, _ = wikitext.build_contexts([r if r.strip() else "" for r in WIKITEXT_ROWS])
+    words = pd.read_csv(repo_root / "resources" / "data" / "naturalstories" / "all_stories.tok", sep="\t")["word"].astype(str).tolist()
+    streams = {"wikitext": contexts + ["", "   ", ". and", ", then", "été café !", "said :", "3 @.@ 5", "end ."],
+               "words": words[:300] + ["", ".", ","] + words[300:400]}
+    for name, tokenizer in _tokenizers(smollm2_dir).items():
+        for stream, parts in streams.items():
+            context = GrowingContext(tokenizer)
+            for i, part in enumerate(parts):
+                ids = list(context.add(part))
+                assert context.text == prepare_context(parts[: i + 1]), (name, stream, i)
+                assert ids == list(tokenizer(prepare_context(parts[: i + 1]))["input_ids"]), (name, stream, i)
+            if name == "appends":
+                assert context.full_tokenisations == sum(part.strip() != "" for part in parts)  # blank parts add nothing
+            else:
+                assert context.full_tokenisations <= GrowingContext.WORDS_BACK + 1, (name, stream)

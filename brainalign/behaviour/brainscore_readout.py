@@ -17,7 +17,8 @@ the re-tokenised context, not of the part alone. Two tasks read the outputs:
 arithmetic of the cached passes: causal attention makes them one pass) through :func:`brainalign.behaviour.nll.position_nlls`,
 batched; :func:`next_word_predictions` runs Brain-Score's cached loop itself, since once a text outgrows the
 model's positions the dropped cache entries are not a window one pass can reproduce. tests/test_lm_benchmarks.py
-checks both against Brain-Score's ``HuggingfaceSubject`` on a tiny GPT-2.
+checks both against Brain-Score's ``HuggingfaceSubject`` on a tiny GPT-2. Both build the growing context with
+:class:`GrowingContext`, which gives the same strings and ids without re-tokenising the whole text at every part.
 
 torch is imported inside the functions: the workflow imports this module's package when it plans jobs.
 """
@@ -38,12 +39,97 @@ def prepare_context(parts: Sequence[str]) -> str:
     return _SPACE_BEFORE_PUNCTUATION.sub(r"\1", " ".join(part for part in parts if part.strip() != ""))
 
 
+class GrowingContext:
+    """``prepare_context(parts[:i + 1])`` and its token ids for i = 0, 1, ..., built as the parts arrive instead of
+    re-joined and re-tokenised whole at every part, which is quadratic in the text (Brain-Score's Wikitext reads
+    every context of the split as one text of millions of words).
+
+    The string: a new part only changes the text after the last non-space character (the punctuation rule removes
+    whitespace before punctuation, so it cannot reach further back), so that tail is re-joined alone. The tokens:
+    the text is re-tokenised from a cut a few words back, at a token that starts a word, and the ids before the cut
+    are kept. That is exact where the tokenizer splits text into words before merging (byte-level BPE,
+    SentencePiece); each step checks that the cut behaves so (the old text from the cut, tokenised alone, gives the
+    old ids after the cut) and otherwise tokenises the whole text, as Brain-Score does. Only the text from the last
+    cut on is kept as a string (``window``, starting at character ``offset``), so a step costs the length of the
+    new part, not of the text."""
+
+    WORDS_BACK = 4  # the cut: this many tokens that start a word before the end of the text
+    MARGIN = 16  # characters of the window kept before the cut, so the next cut can look at what precedes a token
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.fast = bool(getattr(tokenizer, "is_fast", False))
+        self.committed: list[str] = []  # the text before ``offset``, in pieces
+        self.window, self.offset = "", 0
+        self.ids: list[int] = []
+        self.starts: list[int] = []  # each token's first character in the whole text
+        self.full_tokenisations = 0
+
+    @property
+    def text(self) -> str:
+        return "".join(self.committed) + self.window
+
+    def _encode(self, text: str, special: bool) -> tuple[list[int], list[int]]:
+        encoded = self.tokenizer(text, add_special_tokens=special, return_offsets_mapping=True)
+        return list(encoded["input_ids"]), [int(start) for start, _ in encoded["offset_mapping"]]
+
+    def _char(self, position: int) -> str:
+        return self.window[position - self.offset] if self.offset <= position < self.offset + len(self.window) else ""
+
+    def _cut(self) -> int | None:
+        """The index of the ``WORDS_BACK``-th token from the end that starts a word (at or just after a space)."""
+        found = 0
+        for index in range(len(self.ids) - 1, 0, -1):
+            start = self.starts[index]
+            if start - 1 < self.offset:
+                return None
+            if self._char(start).isspace() or self._char(start - 1).isspace():
+                found += 1
+                if found == self.WORDS_BACK:
+                    return index
+        return None
+
+    def add(self, part: str) -> list[int]:
+        """Append ``part`` (dropped when blank, as ``prepare_context`` drops it); the ids of the whole text (the live
+        list: read it, do not change it)."""
+        if not self.committed and not self.window:
+            return self._full(prepare_context([part]))
+        if part.strip() == "":
+            return self.ids
+        keep = len(self.window.rstrip())
+        window = self.window[:keep] + _SPACE_BEFORE_PUNCTUATION.sub(r"\1", self.window[keep:] + " " + part)
+        cut = self._cut() if self.fast else None
+        if cut is not None:
+            start = self.starts[cut]
+            for begin in dict.fromkeys((start - 1, start) if self._char(start - 1).isspace() else (start,)):
+                old = self.window[begin - self.offset:]
+                if self._encode(old, special=False)[0] == self.ids[cut:]:  # the cut behaves as a boundary
+                    tail, tail_starts = self._encode(window[begin - self.offset:], special=False)
+                    del self.ids[cut:], self.starts[cut:]
+                    self.ids.extend(tail)
+                    self.starts.extend(begin + offset for offset in tail_starts)
+                    split = max(self.offset, begin - self.MARGIN)  # the window keeps a few characters before the cut
+                    self.committed.append(window[: split - self.offset])
+                    self.window, self.offset = window[split - self.offset:], split
+                    return self.ids
+        return self._full(self.text[: self.offset] + window)
+
+    def _full(self, text: str) -> list[int]:
+        self.full_tokenisations += 1
+        self.committed, self.window, self.offset = [], text, 0
+        if self.fast:
+            self.ids, self.starts = self._encode(text, special=True)
+        else:
+            self.ids = list(self.tokenizer(text)["input_ids"])
+        return self.ids
+
+
 def fed_tokens(tokenizer, parts: Sequence[str]) -> list[list[int]]:
     """The token ids each part adds to the stream: the tokens of the context up to it (special tokens included, as
     the tokenizer adds them) past those of the context before it; the first part's are its whole context's."""
-    fed, previous = [], 0
-    for i in range(len(parts)):
-        ids = list(tokenizer(prepare_context(parts[: i + 1]))["input_ids"])
+    fed, previous, context = [], 0, GrowingContext(tokenizer)
+    for part in parts:
+        ids = context.add(part)
         fed.append(ids[previous:])
         previous = len(ids)
     return fed
@@ -125,10 +211,11 @@ def next_word_predictions(model, tokenizer, parts: Sequence[str], device: str = 
     limit = _max_positions(model)
     max_length = getattr(tokenizer, "model_max_length", None)
     predictions, previous, past, last = [], 0, None, None
+    context = GrowingContext(tokenizer)
     with torch.inference_mode():
         from brainalign.progress import progress_bar  # lazy: the syntaxgym adapter imports this module in the data env
         for i in progress_bar(range(len(parts)), desc="next word", unit="part", disable=not progress):
-            ids = list(tokenizer(prepare_context(parts[: i + 1]))["input_ids"])
+            ids = context.add(parts[i])
             new, previous = ids[previous:], len(ids)
             if past is None:
                 first = ids[-max_length:] if isinstance(max_length, int) and 0 < max_length < len(ids) else ids
