@@ -4,7 +4,6 @@ or reading dataset: the accuracy rows reach the tidy table with their intervals 
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 import pandas as pd
@@ -12,28 +11,28 @@ import pytest
 import yaml
 
 from brainalign.behaviour.accuracy_intervals import wilson_interval
+from brainalign.datasets.fetch import write_manifest
 from tests.support.miniature import lm_files
 from tests.support.workflow import snakemake
 
 
-def _local_folder(folder, info):
-    lines = [f"{hashlib.sha256((folder / name).read_bytes()).hexdigest()}  {name}" for name in sorted(info["checksums"])]
-    (folder / "CHECKSUMS").write_text("\n".join(lines) + "\n")
+def _local_folder(folder):
+    write_manifest(folder)
     return str(folder)
 
 
 @pytest.mark.slow
 def test_language_benchmarks_run_end_to_end_and_reach_the_summary(tmp_path, tiny_gpt2_dir):
-    syntaxgym = lm_files.write_syntaxgym(tmp_path / "data" / "syntaxgym")
+    lm_files.write_syntaxgym(tmp_path / "data" / "syntaxgym")
     wikitext = lm_files.write_wikitext(tmp_path / "data" / "wikitext")
     suites = list(lm_files.mini_suites())
     config = {"seed": 0, "results_dir": "results",
               "models": [{"name": "tiny-gpt2", "source": "local", "path": str(tiny_gpt2_dir), "kind": "decoder",
                           "family": "GPT2", "n_params": 1000}],
               "datasets": [{"name": "syntaxgym", "adapter": "syntaxgym", "options": {"suites": suites},
-                            "local_dir": _local_folder(tmp_path / "data" / "syntaxgym", syntaxgym)},
+                            "local_dir": _local_folder(tmp_path / "data" / "syntaxgym")},
                            {"name": "wikitext", "adapter": "wikitext", "options": {"n_rows": wikitext["rows"]},
-                            "local_dir": _local_folder(tmp_path / "data" / "wikitext", wikitext)}]}
+                            "local_dir": _local_folder(tmp_path / "data" / "wikitext")}]}
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(config, sort_keys=False))
     run = tmp_path / "run"

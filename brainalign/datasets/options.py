@@ -4,7 +4,7 @@ attribute: ``{"properties": {...}, "required": [...]}``), with their defaults, a
 
 Why per adapter: ``options`` is free-form in the config, so without this a misspelt key (``voxel: all`` for
 Wehbe 2014's ``voxels``) or a value the adapter does not know was silently ignored and the default used. The config
-check (:func:`check_dataset_options`) stops at it before any job runs, naming the field and the keys allowed; fetch
+check (``brainalign.config``, through :func:`option_problem`) stops at it before any job runs, naming the field and the keys allowed; fetch
 and prepare read the options through :func:`dataset_options`, which checks them again (a spec may come from
 elsewhere than a config: tests, the CLI) and fills in the defaults, so the adapters hold no defaults of their own.
 """
@@ -48,11 +48,12 @@ def adapter_option_schema(adapter: str, module=None) -> dict:
 def option_problem(options, adapter: str, module=None) -> str | None:
     """The first thing wrong with ``options`` for ``adapter`` as ``"<key path>: <what>"`` (key path relative to
     ``options``), or None."""
+    return _problem({} if options is None else options, adapter, adapter_option_schema(adapter, module))
+
+
+def _problem(options, adapter: str, schema: dict) -> str | None:
     import jsonschema
 
-    if options is None:
-        options = {}
-    schema = adapter_option_schema(adapter, module)
     if not isinstance(options, dict):
         return f": expected a mapping of option keys, got {type(options).__name__}"
     unknown = sorted(set(options) - set(schema["properties"]))
@@ -75,10 +76,10 @@ def option_problem(options, adapter: str, module=None) -> str | None:
 def dataset_options(spec: dict, module=None) -> dict:
     """``spec``'s options, checked for its adapter and with the schema's defaults filled in (a copy)."""
     options = spec.get("options") or {}
-    problem = option_problem(options, spec["adapter"], module)
+    schema = adapter_option_schema(spec["adapter"], module)
+    problem = _problem(options, spec["adapter"], schema)
     if problem:
         raise BrainalignError(f"dataset {spec.get('name', spec['adapter'])!r} options{problem}")
-    schema = adapter_option_schema(spec["adapter"], module)
     defaults = {key: copy.deepcopy(fragment["default"]) for key, fragment in schema["properties"].items()
                 if "default" in fragment}
     return {**defaults, **copy.deepcopy(options)}
